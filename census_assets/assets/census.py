@@ -1,0 +1,155 @@
+"""The census asset graph: thin Dagster wrappers around census_assets.core."""
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from census_assets.core.cleaning import CleaningError, clean
+from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode, split_target
+from census_assets.core.schema import SchemaError, validate_source
+from census_assets.core.training import TrainedModel, cross_validate, fit_final, gate_failure
+from census_assets.metadata import frame_metadata, markdown_table
+from census_assets.resources import CensusSource, TrainingSettings
+from census_assets.sources import BUNDLED_VOCABULARY, SourceError, bundled_file
+
+GROUP = "census"
+OWNERS = ["team:ml-platform"]
+# Storage and source reads can fail transiently; deterministic errors opt out with allow_retries.
+STORAGE_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+census_asset = dict(group_name=GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY)
+
+
+def refuse(message: str) -> dg.Failure:
+    """A failure that retrying cannot fix: bad input or a failed gate."""
+    return dg.Failure(description=message, allow_retries=False)
+
+
+class FeaturesConfig(dg.Config):
+    vocabulary: str = "bundled"
+    """`bundled`: the fixed vocabulary shipped with the package (same columns for every batch);
+    `fit`: fit the vocabulary on this batch (for a table with other categories)."""
+
+
+@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+def raw_census(source: CensusSource) -> dg.Output[pd.DataFrame]:
+    """The US Census Adult table as the source has it, validated against the census schema."""
+    try:
+        table = validate_source(source.read())
+    except (SchemaError, SourceError) as error:
+        raise refuse(f"{source.uri}: {error}") from error
+    return dg.Output(table, metadata={"source": source.uri, **frame_metadata(table)})
+
+
+@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+def clean_census(raw_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """NA and duplicate rows dropped, strings stripped, '?' -> 'Unknown', unused columns dropped."""
+    try:
+        table = clean(raw_census)
+    except CleaningError as error:
+        raise refuse(str(error)) from error
+    return dg.Output(
+        table,
+        metadata={"rows_dropped": len(raw_census) - len(table), **frame_metadata(table)},
+    )
+
+
+@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """One-hot features on a fixed vocabulary, age_bins and the never_married target.
+
+    The vocabulary travels inside the Parquet file (key-value metadata), so any later batch is
+    encoded to the same columns in the same order; unseen categories set no dummy and are counted.
+    """
+    if config.vocabulary == "fit":
+        vocabulary = Vocabulary.fit(clean_census)
+    elif config.vocabulary == "bundled":
+        vocabulary = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
+    else:
+        raise refuse(f"features.vocabulary must be 'bundled' or 'fit', got {config.vocabulary!r}")
+    batch = encode(clean_census, vocabulary)
+    unseen = {f"{column}={value}": count for column, values in batch.unseen.items() for value, count in values.items()}
+    return dg.Output(
+        batch.frame,
+        metadata={
+            "feature_count": len(vocabulary.feature_names),
+            "positive_rate": float(batch.frame["never_married"].mean()),
+            "unseen_category_rows": batch.unseen_rows,
+            "unseen_categories": dg.MetadataValue.json(unseen),
+            "vocabulary_source": config.vocabulary,
+            **frame_metadata(batch.frame),
+        },
+    )
+
+
+@dg.asset(**census_asset, kinds={"lightgbm", "scikit-learn"}, code_version="1")
+def cv_accuracy(features: pd.DataFrame, training: TrainingSettings) -> dg.Output[dict]:
+    """Mean accuracy of LightGBM over RepeatedStratifiedKFold (5 splits x 3 repeats)."""
+    X, y = split_target(features)
+    result = cross_validate(X, y, training.protocol, training.workers or None)
+    folds = pd.DataFrame(
+        {"fold": range(1, len(result.scores) + 1), "accuracy": result.scores, "fit_seconds": result.fit_seconds}
+    )
+    summary = {
+        "mean": result.mean,
+        "std": result.std,
+        "scores": result.scores,
+        "fit_seconds": result.fit_seconds,
+        "wall_seconds": result.wall_seconds,
+        "protocol": training.protocol.__dict__,
+        "rows": int(len(y)),
+    }
+    return dg.Output(
+        summary,
+        metadata={
+            "accuracy_mean": result.mean,
+            "accuracy_std": result.std,
+            "accuracy_min": min(result.scores),
+            "accuracy_max": max(result.scores),
+            "threshold": training.accuracy_threshold,
+            "fold_scores": markdown_table(folds),
+            "cv_wall_seconds": result.wall_seconds,
+            "fit_seconds_total": float(sum(result.fit_seconds)),
+            "parallel_fits": result.workers,
+            "threads_per_fit": result.threads_per_fit,
+        },
+    )
+
+
+@dg.asset(**census_asset, kinds={"lightgbm"}, code_version="1")
+def lgbm_model(
+    features: pd.DataFrame, cv_accuracy: dict, training: TrainingSettings
+) -> dg.Output[TrainedModel]:
+    """The final LightGBM model on all rows, fitted only when the CV accuracy passes the gate.
+
+    The blocking check guards runs that include cv_accuracy; this re-check guards a run that
+    selects lgbm_model alone against a stored accuracy below the threshold.
+    """
+    if (reason := gate_failure(cv_accuracy["mean"], training.accuracy_threshold)) is not None:
+        raise refuse(f"refusing to fit lgbm_model: {reason}")
+    X, y = split_target(features)
+    started = time.perf_counter()
+    booster = fit_final(X, y, training.model_seed)
+    seconds = time.perf_counter() - started
+    names = booster.feature_name()
+    importance = (
+        pd.DataFrame({"feature": names, "gain": booster.feature_importance("gain")})
+        .sort_values("gain", ascending=False)
+        .head(20)
+    )
+    return dg.Output(
+        TrainedModel(booster, Vocabulary.from_dict(features.attrs[VOCABULARY_ATTR])),
+        metadata={
+            "cv_accuracy": float(cv_accuracy["mean"]),
+            "trees": booster.num_trees(),
+            "features": len(names),
+            "training_rows": int(len(y)),
+            "fit_seconds": seconds,
+            "feature_importance_top20": markdown_table(importance.round(2)),
+        },
+    )
+
+
+census_assets = [raw_census, clean_census, features, cv_accuracy, lgbm_model]
