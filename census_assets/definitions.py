@@ -2,9 +2,19 @@
 
 import dagster as dg
 
-from census_assets.assets.census import census_assets
-from census_assets.automation import census_pipeline, census_source_changed, weekly_retrain
+from census_assets.assets.census import census_assets, raw_census
+from census_assets.assets.lifecycle import LifecycleSettings, lifecycle_assets
+from census_assets.automation import (
+    GATED_EAGER,
+    AlertNotifier,
+    census_automation,
+    census_pipeline,
+    census_run_failure_alert,
+    census_source_changed,
+    weekly_retrain,
+)
 from census_assets.checks import cv_accuracy_meets_threshold
+from census_assets.lifecycle_checks import lifecycle_checks
 from census_assets.resources import CensusSource, TrainingSettings
 from census_assets.settings import Settings, load_settings
 from census_assets.storage import CensusIOManager
@@ -19,16 +29,29 @@ def build_resources(settings: Settings) -> dict:
         "training": TrainingSettings(
             accuracy_threshold=settings.accuracy_threshold, workers=settings.workers
         ),
+        "lifecycle": LifecycleSettings(),
+        "notifier": AlertNotifier(webhook_url=settings.alert_webhook_url),
     }
+
+
+def with_automation(assets: list) -> list:
+    """Every asset below the source follows its upstream eagerly, never past a failed blocking
+    check; raw_census itself follows the source (schedule or sensor)."""
+    return dg.map_asset_specs(
+        lambda spec: spec
+        if spec.key == raw_census.key
+        else spec.replace_attributes(automation_condition=GATED_EAGER),
+        assets,
+    )
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=census_assets,
-        asset_checks=[cv_accuracy_meets_threshold],
+        assets=with_automation([*census_assets, *lifecycle_assets]),
+        asset_checks=[cv_accuracy_meets_threshold, *lifecycle_checks],
         jobs=[census_pipeline],
         schedules=[weekly_retrain],
-        sensors=[census_source_changed],
+        sensors=[census_source_changed, census_automation, census_run_failure_alert],
         resources=build_resources(settings),
         # The graph is a chain: one process avoids paying a Python start-up per step.
         executor=EXECUTORS[settings.executor],

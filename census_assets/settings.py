@@ -14,6 +14,7 @@ ACCURACY_THRESHOLD = "CENSUS_ACCURACY_THRESHOLD"
 DEPLOYMENT = "CENSUS_DEPLOYMENT"
 EXECUTOR = "CENSUS_EXECUTOR"
 WORKERS = "CENSUS_WORKERS"
+ALERT_WEBHOOK_URL = "CENSUS_ALERT_WEBHOOK_URL"
 
 BUNDLED_SOURCE = "bundled"
 DEFAULT_STORAGE_DIR = "census_storage"
@@ -34,6 +35,7 @@ class Settings:
     accuracy_threshold: float
     executor: str
     workers: int  # parallel CV fits; 0 means one per core
+    alert_webhook_url: str = ""  # run-failure alerts are POSTed here; empty = log only
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -77,4 +79,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         accuracy_threshold=_threshold(environ),
         executor=_choice(environ, EXECUTOR, EXECUTORS),
         workers=_workers(environ),
+        alert_webhook_url=environ.get(ALERT_WEBHOOK_URL, "").strip(),
     )

@@ -129,9 +129,10 @@ def lgbm_model(
     """
     if (reason := gate_failure(cv_accuracy["mean"], training.accuracy_threshold)) is not None:
         raise refuse(f"refusing to fit lgbm_model: {reason}")
+    vocabulary = Vocabulary.from_dict(features.attrs[VOCABULARY_ATTR])
     X, y = split_target(features)
     started = time.perf_counter()
-    booster = fit_final(X, y, training.model_seed)
+    booster = fit_final(X, y, vocabulary.feature_names, training.model_seed)
     seconds = time.perf_counter() - started
     names = booster.feature_name()
     importance = (
@@ -140,7 +141,7 @@ def lgbm_model(
         .head(20)
     )
     return dg.Output(
-        TrainedModel(booster, Vocabulary.from_dict(features.attrs[VOCABULARY_ATTR])),
+        TrainedModel(booster, vocabulary),
         metadata={
             "cv_accuracy": float(cv_accuracy["mean"]),
             "trees": booster.num_trees(),

@@ -97,9 +97,12 @@ def cross_validate(
     )
 
 
-def fit_final(X: np.ndarray, y: np.ndarray, model_seed: int = 1) -> lgb.Booster:
-    """The final model on all rows, with every core for the one fit."""
-    return make_classifier(model_seed, available_cores()).fit(X, y).booster_
+def fit_final(
+    X: np.ndarray, y: np.ndarray, feature_names: list[str], model_seed: int = 1
+) -> lgb.Booster:
+    """The final model on all rows, with every core for the one fit, features named."""
+    model = make_classifier(model_seed, available_cores())
+    return model.fit(X, y, feature_name=feature_names).booster_
 
 
 def gate_failure(accuracy: float, threshold: float) -> str | None:

@@ -1,0 +1,73 @@
+"""The code location loads; jobs, schedule and sensor resolve; the sensor follows the source."""
+
+import dagster as dg
+import pytest
+
+from census_assets import defs
+from census_assets.automation import census_source_changed, weekly_retrain
+from census_assets.definitions import build_definitions
+from census_assets.resources import CensusSource
+from census_assets.settings import load_settings
+
+
+def test_definitions_load_and_resolve():
+    dg.Definitions.validate_loadable(defs)
+    repository = defs.get_repository_def()
+    assert {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()} >= {
+        "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"
+    }
+    job = defs.resolve_job_def("census_pipeline")
+    assert job.executor_def.name == "in_process"
+    assert defs.resolve_schedule_def("weekly_retrain").cron_schedule == "0 3 * * 1"
+    assert defs.resolve_sensor_def("census_source_changed").job_name == "census_pipeline"
+    checks = repository.asset_graph.asset_check_keys
+    assert dg.AssetCheckKey(dg.AssetKey("cv_accuracy"), "cv_accuracy_meets_threshold") in checks
+
+
+def test_automations_are_off_by_default():
+    assert weekly_retrain.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert census_source_changed.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_multiprocess_executor_is_a_setting():
+    settings = load_settings({"CENSUS_EXECUTOR": "multiprocess"})
+    assert build_definitions(settings).resolve_job_def("census_pipeline").executor_def.name == "multiprocess"
+
+
+def test_weekly_schedule_requests_the_pipeline():
+    context = dg.build_schedule_context(scheduled_execution_time=None)
+    [request] = list(weekly_retrain.evaluate_tick(context).run_requests)
+    assert request.job_name in (None, "census_pipeline")
+
+
+def evaluate_sensor(path, cursor):
+    context = dg.build_sensor_context(cursor=cursor, resources={"source": CensusSource(uri=str(path))})
+    return census_source_changed.evaluate_tick(context)
+
+
+def test_sensor_fires_on_a_changed_file_and_not_on_an_unchanged_one(tmp_path, bundled_raw):
+    source = tmp_path / "census.csv"
+    bundled_raw.head(100).to_csv(source, index=False)
+    first = evaluate_sensor(source, cursor=None)
+    assert len(first.run_requests) == 1 and first.cursor
+
+    unchanged = evaluate_sensor(source, cursor=first.cursor)
+    assert unchanged.run_requests == [] and "unchanged" in unchanged.skip_message
+
+    source.touch()  # a new modification time with the same bytes is not a change
+    assert evaluate_sensor(source, cursor=first.cursor).run_requests == []
+
+    bundled_raw.head(101).to_csv(source, index=False)
+    changed = evaluate_sensor(source, cursor=first.cursor)
+    assert len(changed.run_requests) == 1 and changed.cursor != first.cursor
+    assert changed.run_requests[0].run_key == changed.cursor
+
+
+def test_sensor_skips_with_a_reason_when_the_source_is_missing(tmp_path):
+    result = evaluate_sensor(tmp_path / "gone.csv", cursor=None)
+    assert result.run_requests == [] and "source file not found" in result.skip_message
+
+
+def test_bundled_source_has_a_stable_fingerprint():
+    assert CensusSource().fingerprint() == CensusSource().fingerprint()
+    assert CensusSource().fingerprint().startswith("sha256:")
