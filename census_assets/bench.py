@@ -1,0 +1,147 @@
+"""Benchmark: the reference pipeline and ours, stage by stage, in one process; then the CLI.
+
+    python -m census_assets.bench [--no-reference] [--no-cli]
+
+Prints one JSON line: seconds per stage for both implementations, ratios, whether the fold
+scores are identical, peak memory (RSS) per stage, and the wall time of a full
+`dagster asset materialize` run in a subprocess.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import psutil
+
+from census_assets.core.cleaning import clean
+from census_assets.core.features import Vocabulary, encode, split_target
+from census_assets.core.training import CVProtocol, cross_validate
+from census_assets.sources import BUNDLED_TRAIN, bundled_file
+
+
+def reference_clean(df: pd.DataFrame) -> pd.DataFrame:
+    """The Airflow pipeline's preprocessing, row-wise apply and all."""
+    df = df.copy()
+    df.dropna(inplace=True)
+    df.drop_duplicates(inplace=True)
+    for col in df.columns:
+        if df.dtypes[col] == "object":
+            df[col] = df[col].apply(lambda x: x.rstrip().lstrip())
+    for col in ["workclass", "occupation", "native_country"]:
+        df[col] = df[col].apply(lambda x: "Unknown" if x == "?" else x)
+    return df.drop(columns=["education_num", "relationship", "functional_weight"])
+
+
+def reference_features(df: pd.DataFrame) -> pd.DataFrame:
+    for col in ["workclass", "education", "occupation", "race", "sex", "income_bracket", "native_country"]:
+        df = pd.get_dummies(df, prefix=col, columns=[col])
+    df["age_bins"] = pd.cut(x=df["age"], bins=[16, 29, 39, 49, 59, 100], labels=[1, 2, 3, 4, 5])
+    df["never_married"] = df["marital_status"].apply(lambda x: 1 if x == "Never-married" else 0)
+    return df.drop(columns=["income_bracket_<=50K", "marital_status", "age"])
+
+
+def reference_cv(df: pd.DataFrame) -> list[float]:
+    from lightgbm import LGBMClassifier
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+
+    y = df["never_married"].values
+    X = df.drop(columns=["never_married"]).values  # an object matrix, as the reference has it
+    cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=1)
+    model = LGBMClassifier(random_state=CVProtocol().model_seed, verbose=-1)
+    # The reference's joblib workers get LightGBM's default (busy) OpenMP waiting, not ours.
+    passive = os.environ.pop("OMP_WAIT_POLICY", None)
+    try:
+        return list(cross_val_score(model, X, y, scoring="accuracy", cv=cv, n_jobs=-1))
+    finally:
+        if passive is not None:
+            os.environ["OMP_WAIT_POLICY"] = passive
+
+
+class PeakMemory:
+    """Samples this process's RSS every 10 ms; the peak seen within a `stage()`."""
+
+    def __init__(self):
+        self.process = psutil.Process()
+        self.peak = 0
+        self._running = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while self._running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+    @contextmanager
+    def stage(self, results: dict, name: str):
+        self.peak = self.process.memory_info().rss
+        started = time.perf_counter()
+        yield
+        results[name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_mib": round(max(self.peak, self.process.memory_info().rss) / 2**20, 1),
+        }
+
+
+def run_cli(raw_source: str) -> float:
+    """Wall seconds of `dagster asset materialize --select '*'` on fresh storage and DAGSTER_HOME."""
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as storage:
+        env = {**os.environ, "DAGSTER_HOME": home, "CENSUS_STORAGE_URL": storage, "CENSUS_SOURCE": raw_source}
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "census_assets", "--select", "*"],
+            env=env, check=True, capture_output=True,
+        )
+        return round(time.perf_counter() - started, 3)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
+    parser.add_argument("--no-cli", action="store_true", help="skip the dagster CLI run")
+    args = parser.parse_args(argv)
+
+    memory = PeakMemory()
+    raw = pd.read_parquet(bundled_file(BUNDLED_TRAIN))
+    ours: dict = {}
+    with memory.stage(ours, "clean"):
+        cleaned = clean(raw)
+    with memory.stage(ours, "features"):
+        frame = encode(cleaned, Vocabulary.fit(cleaned)).frame
+    with memory.stage(ours, "cv"):
+        X, y = split_target(frame)
+        result = cross_validate(X, y)
+    report: dict = {"rows": len(raw), "cores": psutil.cpu_count(), "ours": ours, "cv_mean": result.mean}
+
+    if not args.no_reference:
+        reference: dict = {}
+        with memory.stage(reference, "clean"):
+            ref_cleaned = reference_clean(raw)
+        with memory.stage(reference, "features"):
+            ref_frame = reference_features(ref_cleaned)
+        with memory.stage(reference, "cv"):
+            ref_scores = reference_cv(ref_frame)
+        report["reference"] = reference
+        report["ratio_reference_over_ours"] = {
+            stage: round(reference[stage]["seconds"] / max(ours[stage]["seconds"], 1e-9), 1) for stage in ours
+        }
+        report["fold_scores_identical"] = ref_scores == result.scores
+        report["features_identical"] = bool(
+            np.array_equal(ref_frame.to_numpy().astype(np.float64), frame.to_numpy(dtype=np.float64), equal_nan=True)
+        )
+    report["compute_seconds_ours"] = round(sum(stage["seconds"] for stage in ours.values()), 3)
+    if not args.no_cli:
+        report["cli_materialize_seconds"] = run_cli("bundled")
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
