@@ -158,3 +158,19 @@ def test_missing_source_file_is_named(previous_storage, tmp_path):
     missing = str(tmp_path / "nowhere.parquet")
     result = materialize_census({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": missing})
     assert f"source file not found: {missing}" in step_failure_message(result, "raw_census")
+
+
+def test_unseen_category_is_counted_in_feature_metadata(bundled_raw, tmp_path):
+    batch = bundled_raw.head(300).copy()
+    batch.loc[:9, "occupation"] = " Astronaut"
+    source = write_source(tmp_path, batch, "unseen.parquet")
+    result = materialize_census(
+        {"CENSUS_STORAGE_URL": str(tmp_path / "storage"), "CENSUS_SOURCE": source},
+        selection=[dg.AssetKey("raw_census"), dg.AssetKey("clean_census"), dg.AssetKey("features")],
+    )
+    assert result.success
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["features"]]
+    metadata = event.materialization.metadata
+    assert metadata["unseen_category_rows"].value == 10
+    assert metadata["unseen_categories"].value == {"occupation=Astronaut": 10}
+    assert metadata["feature_count"].value == 94
