@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from census_assets.core.training import CVProtocol
 from census_assets.settings import BUNDLED_SOURCE, DEFAULT_ACCURACY_THRESHOLD
@@ -11,7 +12,10 @@ from census_assets.sources import file_fingerprint, read_source
 class CensusSource(dg.ConfigurableResource):
     """Where raw_census comes from: `bundled`, a CSV/Parquet path, or a gs:// URL."""
 
-    uri: str = BUNDLED_SOURCE
+    uri: str = Field(
+        default=BUNDLED_SOURCE,
+        description="CENSUS_SOURCE: `bundled`, a CSV/Parquet path, or a gs:// URL",
+    )
 
     def read(self) -> pd.DataFrame:
         return read_source(self.uri)
@@ -24,12 +28,19 @@ class CensusSource(dg.ConfigurableResource):
 class TrainingSettings(dg.ConfigurableResource):
     """The CV protocol, the model seed, the accuracy gate and how many fits run side by side."""
 
-    accuracy_threshold: float = DEFAULT_ACCURACY_THRESHOLD
-    n_splits: int = 5
-    n_repeats: int = 3
-    cv_random_state: int = 1
-    model_seed: int = 1
-    workers: int = 0  # parallel CV fits; 0 = one per core (threads per fit = cores // workers)
+    accuracy_threshold: float = Field(
+        default=DEFAULT_ACCURACY_THRESHOLD,
+        description="CENSUS_ACCURACY_THRESHOLD: minimum mean CV accuracy to fit lgbm_model",
+    )
+    n_splits: int = Field(default=5, description="RepeatedStratifiedKFold n_splits")
+    n_repeats: int = Field(default=3, description="RepeatedStratifiedKFold n_repeats")
+    cv_random_state: int = Field(default=1, description="RepeatedStratifiedKFold random_state")
+    model_seed: int = Field(default=1, description="LightGBM random_state")
+    workers: int = Field(
+        default=0,
+        description="CENSUS_WORKERS: CV fits side by side; 0 = one per core "
+        "(LightGBM threads per fit = cores // workers)",
+    )
 
     @property
     def protocol(self) -> CVProtocol:
