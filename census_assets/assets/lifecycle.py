@@ -8,11 +8,12 @@ import dagster as dg
 import pandas as pd
 
 from census_assets.assets.census import OWNERS, STORAGE_RETRY, refuse
+from census_assets.cli import load_production
 from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
 from census_assets.core.features import TARGET_VALUE, encode, split_target
-from census_assets.core.registry import Registry, decide_promotion, model_version
+from census_assets.core.registry import Registry, RegistryError, decide_promotion, model_version
 from census_assets.core.schema import validate_source
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, score
 from census_assets.core.training import TrainedModel
@@ -42,13 +43,6 @@ class LifecycleSettings(dg.ConfigurableResource):
 
 def registry_of(io_manager: CensusIOManager) -> Registry:
     return Registry(io_manager.store())
-
-
-def load_production(registry: Registry) -> tuple[dict, TrainedModel]:
-    pointer = registry.pointer()
-    if pointer is None:
-        raise refuse(f"no production model at {registry.store.url('production.json')}: promote one first")
-    return pointer, MODEL_CODEC.load(registry.store, registry.model_name(pointer["version"]))
 
 
 def read_holdout() -> pd.DataFrame:
@@ -243,7 +237,10 @@ def production_model(
 @dg.asset(**lifecycle_asset, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
 def scored_census(io_manager: dg.ResourceParam[CensusIOManager]) -> dg.Output[pd.DataFrame]:
     """The held-out split scored by the production model, through the same path as `census-assets predict`."""
-    pointer, model = load_production(registry_of(io_manager))
+    try:  # the deployment path itself, so the pipeline scores exactly as `predict` does
+        pointer, model = load_production(registry_of(io_manager))
+    except RegistryError as error:
+        raise refuse(str(error)) from error
     holdout = read_holdout()
     scored = score(holdout, model.predict_proba, model.vocabulary)
     frame = scored.frame

@@ -115,6 +115,16 @@ class Registry:
     def pointer(self) -> dict | None:
         return json.loads(self.store.read_bytes(POINTER)) if self.store.exists(POINTER) else None
 
+    def production(self) -> dict:
+        """The pointer, or a RegistryError that says where none was found."""
+        pointer = self.pointer()
+        if pointer is None:
+            raise RegistryError(
+                f"no production model at {self.store.url(POINTER)}: run the pipeline first "
+                "(dagster asset materialize -m census_assets --select '*')"
+            )
+        return pointer
+
     def history(self) -> list[dict]:
         """Every promotion and rollback, oldest first."""
         root = self.store.path(HISTORY)
