@@ -1,0 +1,53 @@
+"""Held-out metrics, overall and per group (pure, no Dagster)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+
+from census_assets.core.evaluation import binary_metrics, holdout_report
+
+pytestmark = pytest.mark.lifecycle
+
+Y = [0, 0, 1, 1]
+P = [0.1, 0.6, 0.4, 0.9]
+
+
+def test_binary_metrics_by_hand():
+    metrics = binary_metrics(Y, P)
+    assert metrics["accuracy"] == 0.5
+    assert metrics["roc_auc"] == 0.75  # 3 of 4 positive/negative pairs ranked right
+    assert metrics["log_loss"] == pytest.approx(log_loss(Y, P))
+    cells = [metrics[k] for k in ("true_negative", "false_positive", "false_negative", "true_positive")]
+    assert cells == [1.0, 1.0, 1.0, 1.0]
+    assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_single_class_group_has_nan_auc_but_other_metrics():
+    metrics = binary_metrics([1, 1], [0.7, 0.2])
+    assert math.isnan(metrics["roc_auc"])
+    assert metrics["accuracy"] == 0.5
+    assert math.isfinite(metrics["log_loss"])
+
+
+def test_report_per_group():
+    groups = {"sex": pd.Series(["F", "M", "F", "M"]), "race": pd.Series(["x", "x", "x", "y"])}
+    report = holdout_report(Y, P, groups)
+    assert report["overall"]["rows"] == 4.0
+    assert set(report["groups"]["sex"]) == {"F", "M"}
+    # F rows: (y=0, p=0.1) right, (y=1, p=0.4) wrong.
+    assert report["groups"]["sex"]["F"]["accuracy"] == 0.5
+    assert report["groups"]["race"]["y"]["rows"] == 1.0
+    assert report["groups"]["race"]["x"]["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_group_rows_add_up():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = rng.random(500)
+    groups = {"g": pd.Series(rng.choice(["a", "b", "c"], 500))}
+    report = holdout_report(y, p, groups)
+    assert sum(m["rows"] for m in report["groups"]["g"].values()) == 500
+    assert sum(m["true_positive"] for m in report["groups"]["g"].values()) == report["overall"]["true_positive"]
