@@ -1,8 +1,12 @@
-"""Cross-validation and the final fit, with thread discipline.
+"""Cross-validation and the final fit, with thread discipline and bounded memory.
 
 LightGBM's OpenMP threads busy-wait by default: two fits side by side on a small machine then
 fight for the cores (one fit took 100 s instead of 1 s). So folds run in a thread pool (LightGBM
 releases the GIL), each fit gets cores // workers threads, and OpenMP waits passively.
+
+Memory: X is one float32 matrix shared by all folds (exact for these integer-valued features).
+A fold never copies large X[train]: LightGBM reads those rows in batches (RowBatches) and keeps
+only its binned Dataset, so at 3.26 M rows two parallel fits add ~1 GiB instead of ~2 GiB.
 """
 
 import os
@@ -65,25 +69,128 @@ def plan_threads(workers: int | None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def cross_validate(
-    X: np.ndarray, y: np.ndarray, protocol: CVProtocol = CVProtocol(), workers: int | None = None
-) -> CVResult:
-    """Accuracy of every fold of the protocol, identical to sklearn's cross_val_score."""
-    splits = list(
+# A fold whose training rows would take more than this as a dense copy is not copied: LightGBM
+# reads the rows from X in batches instead (see RowBatches). Below it the copy is faster.
+STREAM_ABOVE_BYTES = 256 * 2**20
+BATCH_ROWS = 65_536
+
+
+class RowBatches(lgb.Sequence):
+    """The rows `index` of X as a LightGBM Sequence, so a fit never holds a copy of its rows.
+
+    LightGBM builds the same binned Dataset from a Sequence as from the copied matrix (it samples
+    the same rows for the bin boundaries, then pushes the rows in order), so fold scores stay those
+    of the sklearn protocol; the test suite checks this against cross_val_score. Only the binned
+    Dataset (a byte or less per value) and one batch live per fit.
+    """
+
+    batch_size = BATCH_ROWS
+
+    def __init__(self, X: np.ndarray, index: np.ndarray):
+        self.X, self.index = X, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item):
+        rows = self.X[self.index[item]]
+        if rows.ndim == 1:
+            return rows.astype(np.float64)  # bin sampling reads single rows, as double
+        return rows if rows.dtype in (np.float32, np.float64) else rows.astype(np.float32)
+
+
+def _train_params(model_seed: int, threads: int) -> tuple[dict, int]:
+    """make_classifier's parameters as LGBMClassifier.fit hands them to lgb.train (binary)."""
+    params = make_classifier(model_seed, threads).get_params()
+    rounds = params.pop("n_estimators")
+    for sklearn_only in ("importance_type", "class_weight", "objective"):
+        params.pop(sklearn_only)
+    params["objective"] = "binary"
+    params["num_threads"] = params.pop("n_jobs")
+    if isinstance(params["random_state"], int):
+        # When LightGBM samples rows for its bin boundaries from a Sequence it passes only dataset
+        # parameters, so `seed` would not reach the sampler; give it the seed `seed` implies.
+        params["data_random_seed"] = _implied_data_seed(params["random_state"])
+    return params, rounds
+
+
+def _implied_data_seed(seed: int) -> int:
+    """LightGBM's data_random_seed for a given seed: the first NextShort(0, 32767) of its
+    Random(seed) (config.cpp); the test suite checks streamed and copied trees stay identical."""
+    state = (214013 * seed + 2531011) & 0xFFFFFFFF
+    return ((state >> 16) & 0x7FFF) % 32767
+
+
+def _rows(X: np.ndarray, index: np.ndarray | None) -> np.ndarray | RowBatches:
+    if index is None:
+        return X
+    if len(index) * X.shape[1] * max(X.itemsize, 4) <= STREAM_ABOVE_BYTES:
+        return X[index]
+    return RowBatches(X, index)
+
+
+def fit_rows(
+    X: np.ndarray,
+    y: np.ndarray,
+    index: np.ndarray | None = None,
+    model_seed: int = 1,
+    threads: int = 1,
+    feature_names: list[str] | None = None,
+) -> lgb.Booster:
+    """What make_classifier(...).fit(X[index], y[index]) fits, without copying large X[index]."""
+    labels = y if index is None else y[index]
+    classes, encoded = np.unique(labels, return_inverse=True)
+    if len(classes) != 2:
+        raise ValueError(f"the target must have two classes, got {list(classes)}")
+    params, rounds = _train_params(model_seed, threads)
+    dataset = lgb.Dataset(
+        _rows(X, index),
+        label=encoded.astype(np.float32),
+        feature_name=feature_names or "auto",
+        params=params,
+    )
+    return lgb.train(params, dataset, num_boost_round=rounds)
+
+
+def predict_positive(booster: lgb.Booster, X: np.ndarray, index: np.ndarray, threads: int = 1) -> np.ndarray:
+    """LGBMClassifier.predict's class index (argmax of [1-p, p]) for X[index], in batches."""
+    labels = np.empty(len(index), dtype=bool)
+    for start in range(0, len(index), BATCH_ROWS):
+        p = booster.predict(X[index[start : start + BATCH_ROWS]], num_threads=threads)
+        labels[start : start + BATCH_ROWS] = p > 1.0 - p
+    return labels
+
+
+def fold_splits(y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(
         RepeatedStratifiedKFold(
             n_splits=protocol.n_splits,
             n_repeats=protocol.n_repeats,
             random_state=protocol.cv_random_state,
-        ).split(X, y)
+        ).split(np.zeros(len(y)), y)
     )
+
+
+def score_fold(
+    X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, model_seed: int, threads: int
+) -> tuple[float, float]:
+    """(accuracy, seconds) of one fold: the unit of work, run locally or as a Dask task."""
+    started = time.perf_counter()
+    booster = fit_rows(X, y, train, model_seed, threads)
+    classes = np.unique(y[train])
+    score = accuracy_score(y[test], classes[predict_positive(booster, X, test, threads).astype(np.intp)])
+    return float(score), time.perf_counter() - started
+
+
+def cross_validate(
+    X: np.ndarray, y: np.ndarray, protocol: CVProtocol = CVProtocol(), workers: int | None = None
+) -> CVResult:
+    """Accuracy of every fold of the protocol, identical to sklearn's cross_val_score."""
+    splits = fold_splits(y, protocol)
     workers, threads = plan_threads(workers)
 
     def run_fold(split: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-        train, test = split
-        started = time.perf_counter()
-        model = make_classifier(protocol.model_seed, threads).fit(X[train], y[train])
-        score = accuracy_score(y[test], model.predict(X[test]))
-        return float(score), time.perf_counter() - started
+        return score_fold(X, y, *split, protocol.model_seed, threads)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -101,8 +208,7 @@ def fit_final(
     X: np.ndarray, y: np.ndarray, feature_names: list[str], model_seed: int = 1
 ) -> lgb.Booster:
     """The final model on all rows, with every core for the one fit, features named."""
-    model = make_classifier(model_seed, available_cores())
-    return model.fit(X, y, feature_name=feature_names).booster_
+    return fit_rows(X, y, None, model_seed, available_cores(), feature_names)
 
 
 def gate_failure(accuracy: float, threshold: float) -> str | None:
