@@ -1,0 +1,130 @@
+"""The census compute on a real (local, multi-process) Dask cluster. Run alone: pytest -m dask."""
+
+import os
+import signal
+import threading
+import time
+
+import distributed
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score
+
+from census_assets.core.cleaning import clean
+from census_assets.core.features import Vocabulary, encode, split_target
+from census_assets.core.training import CVProtocol, cross_validate, fit_final
+from census_assets.distributed import (
+    clean_partitioned,
+    cross_validate_on,
+    encode_partitioned,
+    fit_final_on,
+    fit_vocabulary_partitioned,
+    lightgbm_machines,
+    read_partitioned,
+)
+
+pytestmark = pytest.mark.dask
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield cluster, client
+
+
+@pytest.fixture(scope="module")
+def census(bundled_clean):
+    frame = encode(bundled_clean, Vocabulary.fit(bundled_clean)).frame
+    X, y = split_target(frame)
+    return X, y, [str(name) for name in frame.columns.drop("never_married")]
+
+
+def two_workers(client):
+    client.wait_for_workers(2, timeout=60)
+    return sorted(client.nthreads())
+
+
+def test_cv_on_the_cluster_is_bit_identical_to_local(cluster, census):
+    _, client = cluster
+    X, y, _ = census
+    two_workers(client)
+    local = cross_validate(X, y)
+    remote = cross_validate_on(client, X, y)
+    assert remote.scores == local.scores and len(remote.scores) == 15
+    assert remote.threads_per_fit == 1 and remote.workers == 2
+
+
+def test_dask_dataframe_features_equal_pandas(cluster, bundled_raw, tmp_path):
+    import dask.dataframe as dd
+
+    _, client = cluster
+    # Duplicates across partitions: only a global dedupe removes them, as pandas does.
+    raw = pd.concat([bundled_raw, bundled_raw.head(500)], ignore_index=True)
+    dd.from_pandas(raw, npartitions=4).to_parquet(tmp_path / "source")
+    assert len(list((tmp_path / "source").glob("*.parquet"))) == 4
+
+    cleaned = clean_partitioned(read_partitioned(str(tmp_path / "source")))
+    vocabulary = fit_vocabulary_partitioned(cleaned)
+    got = encode_partitioned(cleaned, vocabulary).compute()
+
+    expected_clean = clean(raw)
+    assert vocabulary == Vocabulary.fit(expected_clean)
+    expected = encode(expected_clean, vocabulary).frame
+    assert list(got.columns) == list(expected.columns) and got.dtypes.equals(expected.dtypes)
+    # Same rows, in the shuffle's order: compare as sorted tables.
+    def ordered(frame):
+        return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+    assert len(got) == len(expected) == 32537
+    pd.testing.assert_frame_equal(ordered(got), ordered(expected))
+
+
+def test_lightgbm_machines_pins_one_port_per_worker():
+    machines = lightgbm_machines(["tcp://10.0.0.5:40000", "tcp://10.0.0.5:40001", "tcp://10.0.0.6:3"], 12400)
+    assert machines == "10.0.0.5:12400,10.0.0.5:12401,10.0.0.6:12402"
+
+
+def test_dask_lightgbm_on_four_partitions_matches_local_accuracy(cluster, census):
+    _, client = cluster
+    X, y, names = census
+    workers = two_workers(client)
+    cut = int(len(y) * 0.8)
+    local = fit_final(X[:cut], y[:cut], names)
+    remote = fit_final_on(client, X[:cut], y[:cut], names, partitions=4, base_port=12560)
+    assert remote.feature_name() == names
+    # Both workers trained: the model records the machines it was built on.
+    assert all(f"127.0.0.1:{12560 + i}" in remote.model_to_string() for i in range(len(workers)))
+
+    def accuracy(booster):
+        return accuracy_score(y[cut:], booster.predict(X[cut:]) > 0.5)
+
+    assert abs(accuracy(remote) - accuracy(local)) <= 0.01
+    assert accuracy(remote) > 0.8
+
+
+def test_cv_survives_a_worker_killed_mid_run(cluster, census):
+    """Kill the process of a worker while it runs a fold: the scheduler reruns the lost task on
+    the surviving (or restarted) worker and the scores do not change."""
+    _, client = cluster
+    X, y, _ = census
+    protocol = CVProtocol()
+    expected = cross_validate(X, y, protocol).scores
+    pids = client.run(os.getpid)
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=cross_validate_on(client, X, y, protocol)))
+    runner.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        busy = [w for w, keys in client.processing().items() if any("score_fold" in str(k) for k in keys)]
+        victim = busy[0] if busy and busy[0] in pids else None
+        time.sleep(0.05)
+    assert victim is not None, "no fold task started"
+    os.kill(pids[victim], signal.SIGKILL)
+    assert runner.is_alive()  # the CV was still running when its worker died
+    runner.join(timeout=120)
+    assert "result" in outcome, "CV did not complete after the worker died"
+    assert outcome["result"].scores == expected
+    assert victim not in client.nthreads()  # that worker process is gone
