@@ -15,10 +15,14 @@ DEPLOYMENT = "CENSUS_DEPLOYMENT"
 EXECUTOR = "CENSUS_EXECUTOR"
 WORKERS = "CENSUS_WORKERS"
 ALERT_WEBHOOK_URL = "CENSUS_ALERT_WEBHOOK_URL"
+DASK_ADDRESS = "CENSUS_DASK_ADDRESS"
+DASK_FIT_MIN_ROWS = "CENSUS_DASK_FIT_MIN_ROWS"
 
 BUNDLED_SOURCE = "bundled"
 DEFAULT_STORAGE_DIR = "census_storage"
 DEFAULT_ACCURACY_THRESHOLD = 0.8
+# From this many rows the final model trains on the Dask cluster (when one is configured).
+DEFAULT_DASK_FIT_MIN_ROWS = 2_000_000
 DEPLOYMENTS = ("local", "gcp")
 EXECUTORS = ("in_process", "multiprocess")
 
@@ -36,6 +40,8 @@ class Settings:
     executor: str
     workers: int  # parallel CV fits; 0 means one per core
     alert_webhook_url: str = ""  # run-failure alerts are POSTed here; empty = log only
+    dask_address: str = ""  # Dask scheduler for the heavy compute; empty = local
+    dask_fit_min_rows: int = DEFAULT_DASK_FIT_MIN_ROWS
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -65,6 +71,15 @@ def _workers(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _dask_fit_min_rows(environ: Mapping[str, str]) -> int:
+    raw = environ.get(DASK_FIT_MIN_ROWS, "").strip()
+    if not raw:
+        return DEFAULT_DASK_FIT_MIN_ROWS
+    if not raw.isdigit():
+        raise SettingsError(f"{DASK_FIT_MIN_ROWS}={raw!r} must be a whole number of rows")
+    return int(raw)
+
+
 def _storage_url(environ: Mapping[str, str]) -> str:
     raw = environ.get(STORAGE_URL, "").strip() or DEFAULT_STORAGE_DIR
     # Local paths are made absolute at load time so run workers agree on one location.
@@ -80,4 +95,6 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         executor=_choice(environ, EXECUTOR, EXECUTORS),
         workers=_workers(environ),
         alert_webhook_url=environ.get(ALERT_WEBHOOK_URL, "").strip(),
+        dask_address=environ.get(DASK_ADDRESS, "").strip(),
+        dask_fit_min_rows=_dask_fit_min_rows(environ),
     )
