@@ -14,6 +14,7 @@ from census_assets.automation import (
     weekly_retrain,
 )
 from census_assets.checks import cv_accuracy_meets_threshold
+from census_assets.distributed import DaskResource
 from census_assets.lifecycle_checks import lifecycle_checks
 from census_assets.resources import CensusSource, TrainingSettings
 from census_assets.settings import Settings, load_settings
@@ -31,6 +32,9 @@ def build_resources(settings: Settings) -> dict:
         ),
         "lifecycle": LifecycleSettings(),
         "notifier": AlertNotifier(webhook_url=settings.alert_webhook_url),
+        "dask": DaskResource(
+            address=settings.dask_address, distributed_fit_min_rows=settings.dask_fit_min_rows
+        ),
     }
 
 
