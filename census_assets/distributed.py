@@ -31,8 +31,8 @@ from census_assets.core import training
 from census_assets.core.cleaning import clean
 from census_assets.core.features import CATEGORICAL_COLUMNS, Vocabulary, encode
 from census_assets.core.training import CVProtocol, CVResult
+from census_assets.settings import DEFAULT_DASK_FIT_MIN_ROWS
 
-DEFAULT_FIT_MIN_ROWS = 2_000_000
 DEFAULT_LIGHTGBM_PORT = 12400
 
 
@@ -168,7 +168,7 @@ class DaskResource(dg.ConfigurableResource):
         description="CENSUS_DASK_ADDRESS: Dask scheduler, e.g. tcp://scheduler:8786; empty = run locally",
     )
     distributed_fit_min_rows: int = Field(
-        default=DEFAULT_FIT_MIN_ROWS,
+        default=DEFAULT_DASK_FIT_MIN_ROWS,
         description="CENSUS_DASK_FIT_MIN_ROWS: from this many rows the final model trains with "
         "DaskLGBMClassifier on the cluster; below, locally",
     )
