@@ -199,8 +199,11 @@ class DaskResource(dg.ConfigurableResource):
         with self.client() as client:
             return cross_validate_on(client, X, y, protocol)
 
+    def fits_on_cluster(self, rows: int) -> bool:
+        return self.enabled and rows >= self.distributed_fit_min_rows
+
     def fit_final(self, X: np.ndarray, y: np.ndarray, feature_names: list[str], model_seed: int) -> lgb.Booster:
-        if not self.enabled or len(y) < self.distributed_fit_min_rows:
+        if not self.fits_on_cluster(len(y)):
             return training.fit_final(X, y, feature_names, model_seed)
         with self.client() as client:
             return fit_final_on(client, X, y, feature_names, model_seed, self.lightgbm_port)
