@@ -2,6 +2,7 @@
 default (turn it on in the UI); the run-failure alert only observes, so it is on."""
 
 import json
+import logging
 import urllib.request
 
 import dagster as dg
@@ -54,6 +55,9 @@ census_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Materialises assets downstream of a new raw_census, never past a failed blocking check.",
 )
+
+
+ALERT_LOG = logging.getLogger("census_assets.alerts")
 
 
 class AlertNotifier(dg.ConfigurableResource):
@@ -112,10 +116,13 @@ def failure_alert(context: dg.RunFailureSensorContext) -> dict:
 )
 def census_run_failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier):
     alert = failure_alert(context)
-    context.log.error(f"census run failed: {json.dumps(alert, sort_keys=True)}")
+    # The tick log shows it in the UI; the process log reaches whatever collects the daemon's logs.
+    logs = (context.log, ALERT_LOG)
+    for log in logs:
+        log.error(f"census run failed: {json.dumps(alert, sort_keys=True)}")
     try:
-        outcome = notifier.send(alert)
+        outcome, level = notifier.send(alert), logging.INFO
     except OSError as error:  # the alert is in the log either way; say the webhook failed
-        outcome = f"webhook delivery failed: {error}"
-        context.log.error(outcome)
-    context.log.info(outcome)
+        outcome, level = f"webhook delivery failed: {error}", logging.ERROR
+    for log in logs:
+        log.log(level, outcome)
