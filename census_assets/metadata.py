@@ -1,5 +1,7 @@
 """Metadata builders: what a person sees in the UI without opening a file."""
 
+import base64
+
 import dagster as dg
 import pandas as pd
 
@@ -14,6 +16,17 @@ def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
 
 def markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False))
+
+
+def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
+    """A small frame as a typed table: the UI renders it with its schema."""
+    records = [dg.TableRecord(row) for row in frame.to_dict(orient="records")]
+    return dg.MetadataValue.table(records, schema=table_schema(frame))
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    """An image embedded in Markdown (a data URI), so the UI shows it without opening a file."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def frame_metadata(frame: pd.DataFrame) -> dict:

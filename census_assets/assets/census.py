@@ -7,14 +7,17 @@ import pandas as pd
 
 from census_assets.core.cleaning import CleaningError, clean
 from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode, split_target
+from census_assets.core.reporting import feature_importance, importance_chart_png
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel, gate_failure
 from census_assets.distributed import DaskResource
-from census_assets.metadata import frame_metadata, markdown_table
+from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources import CensusSource, TrainingSettings
 from census_assets.sources import BUNDLED_VOCABULARY, SourceError, bundled_file
+from census_assets.storage import CensusIOManager
 
 GROUP = "census"
+IMPORTANCE_CHART = "lgbm_model.importance.png"  # beside lgbm_model.txt in the storage
 OWNERS = ["team:ml-platform"]
 # Storage and source reads can fail transiently; deterministic errors opt out with allow_retries.
 STORAGE_RETRY = dg.RetryPolicy(
@@ -123,7 +126,11 @@ def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskRe
 
 @dg.asset(**census_asset, kinds={"lightgbm"}, code_version="1")
 def lgbm_model(
-    features: pd.DataFrame, cv_accuracy: dict, training: TrainingSettings, dask: DaskResource
+    features: pd.DataFrame,
+    cv_accuracy: dict,
+    training: TrainingSettings,
+    dask: DaskResource,
+    io_manager: dg.ResourceParam[CensusIOManager],
 ) -> dg.Output[TrainedModel]:
     """The final LightGBM model on all rows, fitted only when the CV accuracy passes the gate.
 
@@ -139,11 +146,10 @@ def lgbm_model(
     booster = dask.fit_final(X, y, vocabulary.feature_names, training.model_seed)
     seconds = time.perf_counter() - started
     names = booster.feature_name()
-    importance = (
-        pd.DataFrame({"feature": names, "gain": booster.feature_importance("gain")})
-        .sort_values("gain", ascending=False)
-        .head(20)
-    )
+    importance = feature_importance(booster)
+    chart = importance_chart_png(importance)
+    store = io_manager.store()
+    store.write_bytes(IMPORTANCE_CHART, chart)
     return dg.Output(
         TrainedModel(booster, vocabulary),
         metadata={
@@ -153,7 +159,9 @@ def lgbm_model(
             "training_rows": int(len(y)),
             "fit_seconds": seconds,
             "trained_on": dask.address if dask.fits_on_cluster(len(y)) else "local",
-            "feature_importance_top20": markdown_table(importance.round(2)),
+            "feature_importance_top20": table_value(importance.round({"gain": 2, "gain_share": 4})),
+            "feature_importance_chart": png_markdown(chart, "feature importance, top 20 by gain"),
+            "feature_importance_chart_path": dg.MetadataValue.path(store.url(IMPORTANCE_CHART)),
         },
     )
 
