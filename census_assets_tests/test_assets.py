@@ -20,6 +20,7 @@ ARTIFACTS = {
     "lgbm_model.txt",
     "lgbm_model.json",
     "lgbm_model.vocabulary.json",
+    "lgbm_model.importance.png",
 }
 
 
