@@ -6,6 +6,8 @@ import pytest
 from census_assets.core.cleaning import clean
 from census_assets.sources import BUNDLED_TRAIN, bundled_file
 
+pytest_plugins = ["census_assets_tests.ui_support"]  # webserver and browser fixtures
+
 
 @pytest.fixture(scope="session")
 def bundled_raw() -> pd.DataFrame:

@@ -1,0 +1,165 @@
+"""The Dagster UI as an operator uses it: a real dagster-webserver, driven by GraphQL and by Chromium.
+
+The session's webserver starts on a fresh instance, so the pass-path browser test, first here,
+sees every census asset "Never materialized". Every other assertion is about the run the test
+itself launched, found by its run id. Screenshots: test-artifacts/ui/<test>/ (CENSUS_UI_ARTIFACTS).
+"""
+
+import hashlib
+import re
+
+import pytest
+
+from census_assets_tests.ui_support import LOCATION, RUN_TIMEOUT_S, float_metadata
+
+pytestmark = pytest.mark.browser
+
+CENSUS_ASSETS = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"]
+GATE = "cv_accuracy_meets_threshold"
+GROUP_PAGE = f"/locations/{LOCATION}/asset-groups/census"
+RUN_TIMEOUT_MS = RUN_TIMEOUT_S * 1000
+REFERENCE_ACCURACY = 0.830  # issue 2: the bundled data gives 0.830 +- 0.005
+
+
+def expect(*args, **kwargs):
+    # Imported late so that collecting this file never needs playwright (ui_support sets 30 s).
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(*args, **kwargs)
+
+
+def asset_node(page, name: str):
+    """An asset's box in the lineage graph (Dagster's AssetNode component)."""
+    return page.locator("[class*=AssetNode_assetNodeBox]").filter(has=page.get_by_text(name, exact=True))
+
+
+def run_link(scope, run_id: str):
+    return scope.locator(f'a[href^="/runs/{run_id}"]')
+
+
+def launched_run_id(response) -> str:
+    """The run id from the UI's own LaunchPipelineExecution response."""
+    result = response.json()["data"]["launchPipelineExecution"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["id"]
+
+
+def is_launch(response) -> bool:
+    return "op=LaunchPipelineExecution" in response.url
+
+
+def digest(path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def test_browser_materialize_all_passes_the_gate_and_shows_the_model(dagster_ui, ui):
+    server, page = dagster_ui.server, ui.page
+    page.goto(server.url + GROUP_PAGE)
+    for name in CENSUS_ASSETS:
+        expect(asset_node(page, name)).to_contain_text("Never materialized")
+    ui.shot("graph-never-materialized")
+
+    with page.expect_response(is_launch) as launch:
+        page.get_by_role("button", name=re.compile(r"Materialize all$")).click()
+    run_id = launched_run_id(launch.value)
+    toast = page.locator("[data-sonner-toast]").filter(has_text=f"Launched run {run_id[:8]}")
+    expect(toast).to_be_visible()
+    ui.shot("launched")
+    toast.get_by_role("link", name="View").click()
+    page.wait_for_url(re.compile(f"/runs/{run_id}"))
+    expect(page.get_by_text("Success", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    ui.shot("run-success")
+
+    page.goto(server.url + GROUP_PAGE)
+    for name in CENSUS_ASSETS:
+        node = asset_node(page, name)
+        expect(node).to_contain_text("Materialized")
+        expect(node).not_to_contain_text("Never materialized")
+        expect(run_link(node, run_id).first).to_be_visible()  # "Latest event" is this run's
+    ui.shot("graph-materialized")
+
+    page.goto(server.url + "/assets/cv_accuracy?view=checks")
+    expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"CV accuracy 0\.83\d\d passes the threshold 0\.8000"))).to_be_visible()
+    expect(run_link(page, run_id).first).to_be_visible()  # the latest execution is this run's
+    ui.shot("gate-passed")
+
+    page.goto(server.url + "/assets/lgbm_model")
+    for key in ("feature_importance_top20", "feature_importance_chart", "path", "size_bytes", "trees"):
+        expect(page.get_by_text(key, exact=True)).to_be_visible()
+    expect(page.get_by_text(str(dagster_ui.storage / "lgbm_model.txt"), exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="age_bins", exact=True)).to_be_visible()  # top feature by gain
+    ui.shot("model-metadata")
+    page.get_by_text("[Show Markdown]").last.click()
+    chart = page.get_by_role("dialog").get_by_role("img", name="feature importance, top 20 by gain")
+    expect(chart).to_be_visible()
+    assert chart.evaluate("image => image.complete && image.naturalWidth") > 100
+    ui.shot("model-importance-chart")
+
+    run = server.run(run_id)
+    assert run["status"] == "SUCCESS"
+    assert (dagster_ui.storage / "lgbm_model.importance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_browser_gate_at_0_99_fails_the_run_and_keeps_the_model(dagster_ui, ui):
+    server, page = dagster_ui.server, ui.page
+    model = dagster_ui.storage / "lgbm_model.txt"
+    model_before = digest(model)
+    page.goto(server.url + GROUP_PAGE)
+    expect(asset_node(page, "lgbm_model")).to_be_visible()
+
+    materialize_all = page.get_by_role("button", name=re.compile(r"Materialize all$"))
+    materialize_all.locator("xpath=ancestor::span[1]/following-sibling::span[1]//button").click()
+    page.get_by_role("menuitem", name="Open launchpad").click()
+    launchpad = page.get_by_role("dialog")
+    editor = launchpad.locator(".CodeMirror")
+    editor.get_by_text("accuracy_threshold", exact=True).click()
+    page.keyboard.press("Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.type("accuracy_threshold: 0.99")
+    expect(editor).to_contain_text("accuracy_threshold: 0.99")
+    ui.shot("launchpad-threshold-0.99")
+
+    with page.expect_response(is_launch) as launch:
+        launchpad.get_by_role("button", name=re.compile(r"Materialize$")).click()
+    run_id = launched_run_id(launch.value)
+    assert "accuracy_threshold: 0.99" in launch.value.request.post_data_json["variables"]["executionParams"]["runConfigData"]
+    page.wait_for_url(re.compile(f"/runs/{run_id}"))
+    expect(page.get_by_text("Failure", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    ui.shot("run-failure")
+
+    page.goto(server.url + "/assets/cv_accuracy?view=checks")
+    expect(run_link(page, run_id).first).to_be_visible()  # the latest execution is this run's
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"CV accuracy 0\.83\d\d is below the threshold 0\.9900"))).to_be_visible()
+    ui.shot("gate-failed")
+
+    # cv_accuracy was materialised by this run, lgbm_model was not.
+    page.goto(server.url + "/assets/cv_accuracy?view=events")
+    expect(run_link(page, run_id).first).to_be_visible()
+    page.goto(server.url + "/assets/lgbm_model?view=events")
+    short_id = run_id[:8]
+    expect(page.get_by_text(re.compile(rf"Run {short_id}\s*failed, and did not materialize this asset"))).to_be_visible()
+    # The banner means the page has loaded: no materialisation event of this run is listed.
+    expect(page.get_by_text(re.compile(rf"Materialized in run\s*{short_id}"))).to_have_count(0)
+    ui.shot("model-not-materialized")
+
+    run = server.run(run_id)
+    assert run["status"] == "FAILURE"
+    assert ["lgbm_model"] not in [m["assetKey"]["path"] for m in run["assetMaterializations"]]
+    assert digest(model) == model_before  # the previous model (or its absence) is untouched
+
+
+def test_graphql_launch_poll_and_read_the_gate(dagster_ui):
+    server = dagster_ui.server
+    run_id = server.launch_job("census_pipeline")
+    run = server.wait_for_run(run_id)
+    assert run["status"] == "SUCCESS", server.log_tail()
+    materialized = {m["assetKey"]["path"][-1] for m in run["assetMaterializations"]}
+    assert set(CENSUS_ASSETS) <= materialized
+
+    [execution] = [e for e in server.check_executions("cv_accuracy", GATE) if e["runId"] == run_id]
+    assert execution["status"] == "SUCCEEDED" and execution["evaluation"]["success"]
+    values = float_metadata(execution["evaluation"]["metadataEntries"])
+    assert values["threshold"] == pytest.approx(0.8)
+    assert values["accuracy"] == pytest.approx(REFERENCE_ACCURACY, abs=0.005)
