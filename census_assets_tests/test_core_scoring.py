@@ -57,6 +57,13 @@ def test_missing_value_is_flagged_not_dropped(raw, vocabulary):
     assert scored.frame[PROBABILITY].drop(index=1).notna().all()
 
 
+def test_rows_all_missing_are_all_flagged(raw, vocabulary):
+    rows = raw.head(2).assign(hours_per_week=pd.array([pd.NA, pd.NA], dtype="Int64"))
+    scored = score(rows, fake_model, vocabulary)
+    assert scored.missing_rows == 2 and scored.frame[PROBABILITY].isna().all()
+    assert scored.frame[FLAG].tolist() == ["not scored: missing hours_per_week"] * 2
+
+
 def test_unseen_category_is_flagged_or_refused(raw, vocabulary):
     rows = raw.head(3).copy()
     rows.loc[0, "occupation"] = " Astronaut"

@@ -16,12 +16,11 @@ import pandas as pd
 from census_assets.core.cleaning import DROPPED_COLUMNS, clean
 from census_assets.core.features import (
     CATEGORICAL_COLUMNS,
-    TARGET,
     Vocabulary,
     encode,
     split_target,
 )
-from census_assets.core.schema import SOURCE_COLUMNS, validate_source
+from census_assets.core.schema import SOURCE_COLUMNS, STRING, validate_source
 
 PROBABILITY = "never_married_probability"
 PREDICTION = "never_married"
@@ -52,25 +51,31 @@ def score(raw: pd.DataFrame, predict, vocabulary: Vocabulary, strict: bool = Fal
     unused = [LABEL_COLUMN, *DROPPED_COLUMNS]
     inputs = table.drop(columns=unused)
     complete = inputs.notna().all(axis=1).to_numpy()
-    table = table.fillna({name: ("" if SOURCE_COLUMNS[name] == "string" else 0) for name in unused})
-    # A row key makes every row distinct, so clean()'s drop_duplicates keeps them all while its
-    # stripping and '?' -> 'Unknown' stay exactly the training code.
-    cleaned = clean(table[complete].assign(**{_ROW: np.flatnonzero(complete)}))
-    batch = encode(cleaned, vocabulary)
-    if batch.unseen and strict:
-        raise ScoringError(f"unseen categories (strict mode): {batch.unseen}")
-    X, _ = split_target(batch.frame)
+    table = table.fillna({name: ("" if SOURCE_COLUMNS[name] == STRING else 0) for name in unused})
     probability = np.full(len(table), np.nan)
-    probability[cleaned[_ROW].to_numpy()] = predict(X)
-
     flags = np.full(len(table), "", dtype=object)
     absent = inputs.isna()
     for index in np.flatnonzero(~complete):
         flags[index] = "not scored: missing " + ",".join(inputs.columns[absent.iloc[index]])
-    for name in CATEGORICAL_COLUMNS:
-        known = cleaned[name].isin(vocabulary.categories[name]).to_numpy()
-        for row, value in zip(cleaned[_ROW].to_numpy()[~known], cleaned[name].to_numpy()[~known]):
-            flags[row] = (flags[row] + ";" if flags[row] else "") + f"unseen {name}={value}"
+    unseen: dict[str, dict[str, int]] = {}
+    if complete.any():
+        # A row key makes every row distinct, so clean()'s drop_duplicates keeps them all while
+        # its stripping and '?' -> 'Unknown' stay exactly the training code.
+        cleaned = clean(table[complete].assign(**{_ROW: np.flatnonzero(complete)}))
+        batch = encode(cleaned, vocabulary)
+        unseen = batch.unseen
+        if unseen and strict:
+            raise ScoringError(
+                f"{batch.unseen_rows} value(s) the model's vocabulary does not know: {unseen}; "
+                "without --strict they are scored as no known category and flagged"
+            )
+        X, _ = split_target(batch.frame)
+        probability[cleaned[_ROW].to_numpy()] = predict(X)
+        for name in CATEGORICAL_COLUMNS:
+            known = cleaned[name].isin(vocabulary.categories[name]).to_numpy()
+            rows, values = cleaned[_ROW].to_numpy()[~known], cleaned[name].to_numpy()[~known]
+            for row, value in zip(rows, values):
+                flags[row] = (flags[row] + ";" if flags[row] else "") + f"unseen {name}={value}"
 
     out = raw.reset_index(drop=True).copy()
     out[PROBABILITY] = probability
@@ -78,4 +83,4 @@ def score(raw: pd.DataFrame, predict, vocabulary: Vocabulary, strict: bool = Fal
         np.where(np.isnan(probability), pd.NA, probability >= DECISION_THRESHOLD), dtype="Int8"
     )
     out[FLAG] = flags
-    return Scored(out, int((~complete).sum()), batch.unseen)
+    return Scored(out, int((~complete).sum()), unseen)
