@@ -5,3 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q -e '.[dev]'
+
+# The browser tests drive Debian's Chromium with the playwright package from PyPI (in the dev
+# extra). Never `playwright install`: it downloads its own browser builds and fails offline.
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
