@@ -43,6 +43,7 @@ RUN_TIMEOUT_S = 300  # a whole census run, from launch to a final status
 STARTUP_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 20
 FINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+_used_this_session = []  # set once a UI fixture runs, so the summary names the artifacts only then
 
 
 def free_port() -> int:
@@ -199,6 +200,7 @@ def dagster_ui(tmp_path_factory):
     """
     base = tmp_path_factory.mktemp("dagster_ui")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _used_this_session.append("dagster_ui")
     storage = base / "storage"
     server = Webserver(
         home=base / "dagster_home",
@@ -275,5 +277,5 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if ARTIFACTS.exists() and any(ARTIFACTS.iterdir()):
+    if _used_this_session:
         terminalreporter.write_line(f"UI test screenshots and webserver log: {ARTIFACTS}")
