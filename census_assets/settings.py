@@ -24,7 +24,7 @@ DEFAULT_ACCURACY_THRESHOLD = 0.8
 # From this many rows the final model trains on the Dask cluster (when one is configured).
 DEFAULT_DASK_FIT_MIN_ROWS = 2_000_000
 DEPLOYMENTS = ("local", "gcp")
-EXECUTORS = ("in_process", "multiprocess")
+EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
 class SettingsError(ValueError):
