@@ -23,6 +23,15 @@ from census_assets.storage import CensusIOManager
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
+def executor_for(name: str) -> dg.ExecutorDefinition:
+    """`k8s`: every step in its own Kubernetes pod (dagster-k8s, the `k8s` extra; README, Scale)."""
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return EXECUTORS[name]
+
+
 def build_resources(settings: Settings) -> dict:
     return {
         "io_manager": CensusIOManager(base_url=settings.storage_url),
@@ -58,7 +67,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[census_source_changed, census_automation, census_run_failure_alert],
         resources=build_resources(settings),
         # The graph is a chain: one process avoids paying a Python start-up per step.
-        executor=EXECUTORS[settings.executor],
+        executor=executor_for(settings.executor),
     )
 
 
