@@ -40,7 +40,7 @@ def test_relative_storage_is_made_absolute():
         ({"CENSUS_ACCURACY_THRESHOLD": "high"}, "CENSUS_ACCURACY_THRESHOLD='high' is not a number"),
         ({"CENSUS_ACCURACY_THRESHOLD": "1.5"}, "must be between 0 and 1"),
         ({"CENSUS_DEPLOYMENT": "aws"}, "CENSUS_DEPLOYMENT='aws' is not one of local, gcp"),
-        ({"CENSUS_EXECUTOR": "k8s"}, "CENSUS_EXECUTOR='k8s'"),
+        ({"CENSUS_EXECUTOR": "celery"}, "CENSUS_EXECUTOR='celery'"),
         ({"CENSUS_WORKERS": "-1"}, "CENSUS_WORKERS='-1' must be a whole number"),
     ],
 )
