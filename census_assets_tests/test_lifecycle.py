@@ -34,6 +34,7 @@ from census_assets.definitions import build_definitions
 from census_assets.resources import CensusSource, TrainingSettings
 from census_assets.settings import load_settings
 from census_assets.storage import ArtifactStore, codec_for
+from census_assets_tests.helpers import step_failure_message
 
 pytestmark = pytest.mark.lifecycle
 
@@ -52,8 +53,8 @@ def definitions(storage, source="bundled", threshold=0.8) -> dg.Definitions:
     )
 
 
-def run(storage, source="bundled", threshold=0.8, tolerance=0.0, instance=None):
-    """The whole graph, as the census_pipeline job runs it, in this process."""
+def run(storage, source="bundled", threshold=0.8, tolerance=0.0, instance=None, selection=None):
+    """The whole graph (or `selection`), as the census_pipeline job runs it, in this process."""
     defs = definitions(storage, source, threshold)
     resources = {
         **defs.resources,
@@ -65,6 +66,7 @@ def run(storage, source="bundled", threshold=0.8, tolerance=0.0, instance=None):
         [*defs.assets, *defs.asset_checks],
         resources=resources,
         instance=instance,
+        selection=selection,
         raise_on_error=False,
     )
 
@@ -181,6 +183,15 @@ def test_worse_model_is_not_promoted_and_nothing_changes(lineage):
     assert materialized(result, "production_model") is None
     assert registry_snapshot(lineage["storage"]) == lineage["before_C"]
     assert registry(lineage["storage"]).production()["version"] == lineage["version_B"]
+
+
+def test_production_model_alone_refuses_the_worse_model(lineage):
+    """A blocking check guards only its own run: the asset re-makes the decision itself."""
+    result = run(lineage["storage"], threshold=0.6, selection=["production_model"])
+    assert not result.success
+    message = step_failure_message(result, "production_model")
+    assert "not promoting lgbm_model" in message and "CV accuracy" in message
+    assert registry_snapshot(lineage["storage"]) == lineage["before_C"]
 
 
 def test_holdout_metrics_overall_and_per_group(lineage):
@@ -345,6 +356,15 @@ def test_unshifted_data_passes_and_is_promoted(drift_runs):
     assert found["drift_within_limit"].passed and found["drift_warning"].passed
     assert materialized(result, "drift")["max_psi"] < 0.01
     assert result.success and materialized(result, "production_model") is not None
+
+
+def test_the_same_model_again_is_not_a_new_promotion(drift_runs):
+    storage = drift_runs["storage"]
+    before = registry_snapshot(storage)
+    result = run(storage, threshold=0.5, tolerance=1.0, selection=["production_model"])
+    assert result.success
+    assert materialized(result, "production_model")["already_in_production"] is True
+    assert registry_snapshot(storage) == before
 
 
 class Webhook:

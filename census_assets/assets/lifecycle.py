@@ -217,7 +217,10 @@ def production_model(
             TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},
         },
     )
-    record = registry.promote(version, metrics, run_id=context.run.run_id)
+    current = registry.pointer()
+    # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
+    unchanged = current is not None and current["version"] == version
+    record = current if unchanged else registry.promote(version, metrics, run_id=context.run.run_id)
     history = pd.DataFrame(registry.history())[["time", "action", "version", "previous_version"]]
     return dg.MaterializeResult(
         metadata={
@@ -226,6 +229,7 @@ def production_model(
             "pointer": dg.MetadataValue.path(registry.store.url("production.json")),
             "previous_version": record["previous_version"] or "",
             "newly_written": newly_written,
+            "already_in_production": unchanged,
             "decision": reasoning,
             **metrics,
             "promotion_history": markdown_table(history.tail(20)),
