@@ -4,6 +4,8 @@ Thin Dagster wrappers around census_assets.core.{evaluation,drift,registry,scori
 registry lives in the IO manager's storage (local or gs://), reached through its ArtifactStore.
 """
 
+import math
+
 import dagster as dg
 import pandas as pd
 
@@ -50,9 +52,9 @@ def read_holdout() -> pd.DataFrame:
     return validate_source(pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)))
 
 
-def _float_metadata(prefix: str, metrics: dict) -> dict:
-    # Floats only (Dagster plots them over time); NaN (AUC of a one-class group) is left out.
-    return {f"{prefix}{name}": value for name, value in metrics.items() if value == value}
+def _plottable(metrics: dict[str, float]) -> dict[str, float]:
+    # Dagster plots float metadata over time; NaN (the AUC of a one-class group) is left out.
+    return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
 @dg.asset(**lifecycle_asset, kinds={"lightgbm", "pandas"}, code_version="1")
@@ -91,13 +93,12 @@ def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[di
         for column, values in report["groups"].items()
         for value, metrics in values.items()
         for metric in ("accuracy", "roc_auc", "log_loss")
-        if metrics[metric] == metrics[metric]
     }
     return dg.Output(
         report,
         metadata={
-            **_float_metadata("", overall),
-            **per_group,
+            **_plottable(overall),
+            **_plottable(per_group),
             "cv_accuracy": report["cv_accuracy"],
             "holdout_minus_cv_accuracy": overall["accuracy"] - report["cv_accuracy"],
             "model_version": report["model_version"],
