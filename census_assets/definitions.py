@@ -3,7 +3,7 @@
 import dagster as dg
 
 from census_assets.assets.census import census_assets, raw_census
-from census_assets.assets.lifecycle import LifecycleSettings, lifecycle_assets
+from census_assets.assets.lifecycle import LifecycleSettings, lifecycle_assets, rollback_production
 from census_assets.automation import (
     GATED_EAGER,
     AlertNotifier,
@@ -62,7 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=with_automation([*census_assets, *lifecycle_assets]),
         asset_checks=[cv_accuracy_meets_threshold, *lifecycle_checks],
-        jobs=[census_pipeline],
+        jobs=[census_pipeline, rollback_production],
         schedules=[weekly_retrain],
         sensors=[census_source_changed, census_automation, census_run_failure_alert],
         resources=build_resources(settings),

@@ -262,6 +262,27 @@ def test_rollback_moves_only_the_pointer_and_predict_follows(lineage, bundled_ra
 
 
 
+def test_rollback_job_moves_the_pointer_and_shows_it_on_production_model(lineage, tmp_path):
+    storage = copy_storage(lineage["after_B"], tmp_path / "storage")
+    job = definitions(storage).resolve_job_def("rollback_production")
+
+    def rollback(version):
+        config = {"ops": {"rollback_production_model": {"config": {"version": version, "reason": "ui"}}}}
+        return job.execute_in_process(run_config=config, raise_on_error=False)
+
+    result = rollback(lineage["version_A"])
+    assert result.success
+    [event] = result.asset_materializations_for_node("rollback_production_model")
+    assert event.asset_key == dg.AssetKey("production_model")
+    assert event.metadata["action"].value == "rollback" and event.metadata["promotions"].value == 3
+    assert registry(storage).production()["version"] == lineage["version_A"]
+
+    before = registry_snapshot(storage)
+    refused = rollback("nope")
+    assert not refused.success and "never promoted" in step_failure_message(refused, "rollback_production_model")
+    assert registry_snapshot(storage) == before
+
+
 def bad_inputs(tmp_path, rows: pd.DataFrame) -> dict:
     paths = {name: tmp_path / f"{name}.csv" for name in ("missing_column", "text_age", "header_only", "empty")}
     rows.drop(columns="occupation").to_csv(paths["missing_column"], index=False)

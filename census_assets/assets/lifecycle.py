@@ -15,7 +15,13 @@ from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
 from census_assets.core.features import TARGET_VALUE, encode, split_target
-from census_assets.core.registry import Registry, RegistryError, decide_promotion, model_version
+from census_assets.core.registry import (
+    POINTER,
+    Registry,
+    RegistryError,
+    decide_promotion,
+    model_version,
+)
 from census_assets.core.schema import validate_source
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, score
 from census_assets.core.training import TrainedModel
@@ -222,21 +228,62 @@ def production_model(
     # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
     unchanged = current is not None and current["version"] == version
     record = current if unchanged else registry.promote(version, metrics, run_id=context.run.run_id)
-    history = pd.DataFrame(registry.history())[["time", "action", "version", "previous_version"]]
     return dg.MaterializeResult(
         metadata={
-            "version": version,
-            "path": dg.MetadataValue.path(record["path"]),
-            "pointer": dg.MetadataValue.path(registry.store.url("production.json")),
-            "previous_version": record["previous_version"] or "",
+            **pointer_metadata(registry, record),
             "newly_written": newly_written,
             "already_in_production": unchanged,
             "decision": reasoning,
             **metrics,
-            "promotion_history": markdown_table(history.tail(20)),
-            "promotions": len(history),
         }
     )
+
+
+def pointer_metadata(registry: Registry, record: dict) -> dict:
+    """What production_model shows after a promotion or a rollback: the pointer and the history."""
+    history = pd.DataFrame(registry.history())[["time", "action", "version", "previous_version"]]
+    return {
+        "version": record["version"],
+        "action": record["action"],
+        "path": dg.MetadataValue.path(record["path"]),
+        "pointer": dg.MetadataValue.path(registry.store.url(POINTER)),
+        "previous_version": record["previous_version"] or "",
+        "promotion_history": markdown_table(history.tail(20)),
+        "promotions": len(history),
+    }
+
+
+class RollbackConfig(dg.Config):
+    version: str
+    """A version from production_model's promotion_history (or `census-assets history`)."""
+    reason: str = ""
+    """Kept in the promotion history."""
+
+
+@dg.op(tags={"kind": "lightgbm"})
+def rollback_production_model(
+    context: dg.OpExecutionContext, config: RollbackConfig, io_manager: dg.ResourceParam[CensusIOManager]
+) -> None:
+    """Points production.json at an earlier promoted version; writes nothing else."""
+    registry = registry_of(io_manager)
+    try:
+        record = registry.rollback(config.version, reason=config.reason)
+    except RegistryError as error:
+        raise refuse(str(error)) from error
+    # A materialization of production_model, so the UI shows the rollback in its history and
+    # the assets below it (scored_census) follow it.
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=production_model.key,
+            description=f"rolled back to {record['version']}: {config.reason or 'no reason given'}",
+            metadata={**pointer_metadata(registry, record), **record["metrics"]},
+        )
+    )
+
+
+@dg.job(description="Roll production back to an earlier promoted version (config: version, reason).")
+def rollback_production():
+    rollback_production_model()
 
 
 @dg.asset(**lifecycle_asset, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
