@@ -9,6 +9,7 @@ import hashlib
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from census_assets_tests.ui_support import LOCATION, RUN_TIMEOUT_S, float_metadata
 
@@ -19,13 +20,6 @@ GATE = "cv_accuracy_meets_threshold"
 GROUP_PAGE = f"/locations/{LOCATION}/asset-groups/census"
 RUN_TIMEOUT_MS = RUN_TIMEOUT_S * 1000
 REFERENCE_ACCURACY = 0.830  # issue 2: the bundled data gives 0.830 +- 0.005
-
-
-def expect(*args, **kwargs):
-    # Imported late so that collecting this file never needs playwright (ui_support sets 30 s).
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
 
 
 def asset_node(page, name: str):

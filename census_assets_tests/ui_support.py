@@ -218,8 +218,10 @@ def dagster_ui(tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory):
     """Debian's Chromium, headless, with a throwaway profile; one for the session."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright  # here: other tests never load it
 
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no browser at {CHROMIUM}: `apt-get install -y chromium` (scripts/setup.sh does)")
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -257,6 +259,7 @@ def ui(browser, request):
     folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    _used_this_session.append("ui")
     tab = UIPage(browser.new_page(), folder)
     try:
         yield tab
