@@ -9,7 +9,9 @@ import http.server
 import json
 import shutil
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -99,8 +101,12 @@ def copy_storage(source, target):
     return target
 
 
+# The console script pip installed beside this interpreter (not whatever PATH finds first).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "census-assets"
+
+
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["census-assets", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, timeout=120)
 
 
 def shuffled_ages(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
