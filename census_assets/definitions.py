@@ -1,8 +1,15 @@
 """The code location: assets, checks, jobs, schedules, sensors, and resources chosen in one place."""
 
 import dagster as dg
+from dagster_gcp_pandas import BigQueryPandasIOManager
 
 from census_assets.assets.census import census_assets, raw_census
+from census_assets.assets.feature_table import (
+    WAREHOUSE_IO_MANAGER,
+    FeatureWarehouse,
+    UnpublishedIOManager,
+    feature_table,
+)
 from census_assets.assets.lifecycle import LifecycleSettings, lifecycle_assets, rollback_production
 from census_assets.automation import (
     GATED_EAGER,
@@ -32,10 +39,21 @@ def executor_for(name: str) -> dg.ExecutorDefinition:
     return EXECUTORS[name]
 
 
+def warehouse_io_manager(settings: Settings) -> dg.ConfigurableIOManager:
+    """gcp: feature_table goes to BigQuery (queries and loads billed to GCP_PROJECT); local: none."""
+    if settings.deployment != "gcp":
+        return UnpublishedIOManager()
+    return BigQueryPandasIOManager(project=settings.gcp_project, dataset=settings.bq_dataset)
+
+
 def build_resources(settings: Settings) -> dict:
     return {
-        "io_manager": CensusIOManager(base_url=settings.storage_url),
-        "source": CensusSource(uri=settings.source),
+        "io_manager": CensusIOManager(
+            base_url=settings.storage_url, gcs_retry_deadline=settings.gcs_retry_deadline
+        ),
+        "source": CensusSource(uri=settings.source, project=settings.gcp_project),
+        "warehouse": FeatureWarehouse(project=settings.gcp_project, dataset=settings.bq_dataset),
+        WAREHOUSE_IO_MANAGER: warehouse_io_manager(settings),
         "training": TrainingSettings(
             accuracy_threshold=settings.accuracy_threshold, workers=settings.workers
         ),
@@ -60,7 +78,7 @@ def with_automation(assets: list) -> list:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_automation([*census_assets, *lifecycle_assets]),
+        assets=with_automation([*census_assets, feature_table, *lifecycle_assets]),
         asset_checks=[cv_accuracy_meets_threshold, *lifecycle_checks],
         jobs=[census_pipeline, rollback_production],
         schedules=[weekly_retrain],

@@ -2,27 +2,46 @@
 
 import dagster as dg
 import pandas as pd
+from dagster_gcp import BigQueryResource
 from pydantic import Field
 
 from census_assets.core.training import CVProtocol
 from census_assets.settings import BUNDLED_SOURCE, DEFAULT_ACCURACY_THRESHOLD
-from census_assets.sources import file_fingerprint, read_source
+from census_assets.sources import BIGQUERY_SCHEME, file_fingerprint, read_source
 
 
 class CensusSource(dg.ConfigurableResource):
-    """Where raw_census comes from: `bundled`, a CSV/Parquet path, or a gs:// URL."""
+    """Where raw_census comes from: `bundled`, a CSV/Parquet path, a gs:// URL or a BigQuery table."""
 
     uri: str = Field(
         default=BUNDLED_SOURCE,
-        description="CENSUS_SOURCE: `bundled`, a CSV/Parquet path, or a gs:// URL",
+        description="CENSUS_SOURCE: `bundled`, a CSV/Parquet path, a gs:// URL, "
+        "or bq://project.dataset.table",
+    )
+    project: str = Field(
+        default="",
+        description="GCP_PROJECT: the project billed for bq:// queries (empty: from credentials)",
     )
 
+    def bigquery(self) -> BigQueryResource:
+        # dagster-gcp's resource: the client (and credential lookup) only when a bq:// source is read.
+        return BigQueryResource(project=self.project or None)
+
     def read(self) -> pd.DataFrame:
-        return read_source(self.uri)
+        return read_source(self.uri, bigquery=self.bigquery())
 
     def fingerprint(self) -> str:
         """Changes whenever the source's content changes; the source sensor compares it."""
-        return file_fingerprint(self.uri)
+        return file_fingerprint(self.uri, bigquery=self.bigquery())
+
+    def table_info(self):
+        """A bq:// source's last-modified time and row count (census_assets.gcp.TableInfo); None
+        for files."""
+        if not self.uri.startswith(BIGQUERY_SCHEME):
+            return None
+        from census_assets.gcp import table_info
+
+        return table_info(self.bigquery(), self.uri)
 
 
 class TrainingSettings(dg.ConfigurableResource):

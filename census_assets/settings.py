@@ -17,6 +17,11 @@ WORKERS = "CENSUS_WORKERS"
 ALERT_WEBHOOK_URL = "CENSUS_ALERT_WEBHOOK_URL"
 DASK_ADDRESS = "CENSUS_DASK_ADDRESS"
 DASK_FIT_MIN_ROWS = "CENSUS_DASK_FIT_MIN_ROWS"
+GCP_PROJECT = "GCP_PROJECT"
+GCS_BUCKET = "CENSUS_GCS_BUCKET"
+GCS_PREFIX = "CENSUS_GCS_PREFIX"
+BQ_DATASET = "CENSUS_BQ_DATASET"
+GCS_RETRY_DEADLINE = "CENSUS_GCS_RETRY_DEADLINE"
 
 BUNDLED_SOURCE = "bundled"
 DEFAULT_STORAGE_DIR = "census_storage"
@@ -24,6 +29,10 @@ DEFAULT_ACCURACY_THRESHOLD = 0.8
 # From this many rows the final model trains on the Dask cluster (when one is configured).
 DEFAULT_DASK_FIT_MIN_ROWS = 2_000_000
 DEPLOYMENTS = ("local", "gcp")
+GCP_DEFAULT_SOURCE = "bq://bigquery-public-data.ml_datasets.census_adult_income"
+DEFAULT_GCS_PREFIX = "census_assets"
+# Seconds a GCS read or write keeps retrying transient errors (429, 5xx, timeouts) before failing.
+DEFAULT_GCS_RETRY_DEADLINE = 120.0
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
@@ -42,6 +51,9 @@ class Settings:
     alert_webhook_url: str = ""  # run-failure alerts are POSTed here; empty = log only
     dask_address: str = ""  # Dask scheduler for the heavy compute; empty = local
     dask_fit_min_rows: int = DEFAULT_DASK_FIT_MIN_ROWS
+    gcp_project: str = ""  # billing project for BigQuery (gcp deployment)
+    bq_dataset: str = ""  # where feature_table is published; empty = not published (local)
+    gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -86,15 +98,64 @@ def _storage_url(environ: Mapping[str, str]) -> str:
     return raw if "://" in raw else str(Path(raw).expanduser().resolve())
 
 
+def _gcs_retry_deadline(environ: Mapping[str, str]) -> float:
+    raw = environ.get(GCS_RETRY_DEADLINE, "").strip()
+    if not raw:
+        return DEFAULT_GCS_RETRY_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SettingsError(f"{GCS_RETRY_DEADLINE}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} must be set when {DEPLOYMENT}=gcp")
+    return value
+
+
+def _deployment_settings(environ: Mapping[str, str]) -> dict:
+    """local: bundled source, local storage. gcp: BigQuery source, gs://bucket/prefix storage and a
+    published feature table; every gcp variable is required and named when missing."""
+    deployment = _choice(environ, DEPLOYMENT, DEPLOYMENTS)
+    if deployment == "local":
+        return dict(
+            deployment=deployment,
+            source=environ.get(SOURCE, "").strip() or BUNDLED_SOURCE,
+            storage_url=_storage_url(environ),
+            gcp_project=environ.get(GCP_PROJECT, "").strip(),  # bills a bq:// source, if any
+        )
+    project = _required(environ, GCP_PROJECT)
+    bucket = _required(environ, GCS_BUCKET).removeprefix("gs://").strip("/")
+    prefix = environ.get(GCS_PREFIX, "").strip().strip("/") or DEFAULT_GCS_PREFIX
+    storage_url = f"gs://{bucket}/{prefix}"
+    explicit = environ.get(STORAGE_URL, "").strip().rstrip("/")
+    if explicit and explicit != storage_url:
+        raise SettingsError(
+            f"{STORAGE_URL}={explicit!r} disagrees with {GCS_BUCKET}/{GCS_PREFIX} ({storage_url}): "
+            f"with {DEPLOYMENT}=gcp set the bucket and prefix only"
+        )
+    return dict(
+        deployment=deployment,
+        source=environ.get(SOURCE, "").strip() or GCP_DEFAULT_SOURCE,
+        storage_url=storage_url,
+        gcp_project=project,
+        bq_dataset=_required(environ, BQ_DATASET),
+    )
+
+
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     return Settings(
-        deployment=_choice(environ, DEPLOYMENT, DEPLOYMENTS),
-        source=environ.get(SOURCE, "").strip() or BUNDLED_SOURCE,
-        storage_url=_storage_url(environ),
+        **_deployment_settings(environ),
         accuracy_threshold=_threshold(environ),
         executor=_choice(environ, EXECUTOR, EXECUTORS),
         workers=_workers(environ),
         alert_webhook_url=environ.get(ALERT_WEBHOOK_URL, "").strip(),
         dask_address=environ.get(DASK_ADDRESS, "").strip(),
         dask_fit_min_rows=_dask_fit_min_rows(environ),
+        gcs_retry_deadline=_gcs_retry_deadline(environ),
     )

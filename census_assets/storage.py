@@ -4,8 +4,13 @@ Objects live at `<base>/<asset_name>.<ext>` in open formats: DataFrames as Parqu
 models as LightGBM text (+ JSON dump + vocabulary JSON). Never pickle. Every write is atomic:
 locally a temp file renamed into place, on object stores a single upload (GCS publishes an
 object only once its upload completes), so a crash never leaves a half-written artifact.
+
+On gs:// the objects are read and written with google-cloud-storage, which retries transient
+errors (429, 5xx, timeouts, dropped connections) with exponential backoff within a deadline
+(CENSUS_GCS_RETRY_DEADLINE). gcsfs's own retries cannot be bounded in time, so it only lists.
 """
 
+import functools
 import io
 import json
 import os
@@ -20,16 +25,99 @@ from upath import UPath
 
 from census_assets.core.features import Vocabulary
 from census_assets.core.training import TrainedModel
+from census_assets.settings import DEFAULT_GCS_RETRY_DEADLINE, GCS_RETRY_DEADLINE
 
 LOCAL_PROTOCOLS = ("", "file", "local")
+GCS_PROTOCOLS = ("gs", "gcs")
+
+
+class StorageError(OSError):
+    """The artifact storage cannot be used; the message names the bucket or object and why."""
+
+
+class BucketNotFoundError(StorageError):
+    """The configured bucket does not exist: retrying cannot help."""
+
+
+@functools.lru_cache(maxsize=4)
+def _gcs_client(emulator_host: str | None):
+    # One client per process (per emulator address, which the client reads when created).
+    from google.cloud import storage
+
+    return storage.Client(project=None)
+
+
+class GcsObjects:
+    """Objects under gs://bucket/prefix: one upload per write, transient errors retried."""
+
+    def __init__(self, bucket: str, prefix: str, retry_deadline: float):
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        self.bucket_name, self.prefix, self.retry_deadline = bucket, prefix.strip("/"), retry_deadline
+        # Backoff scaled to the deadline: 1 s first wait (less for short deadlines), doubling.
+        self.retry = DEFAULT_RETRY.with_delay(
+            initial=min(1.0, retry_deadline / 20), maximum=max(retry_deadline / 4, 0.1), multiplier=2.0
+        ).with_timeout(retry_deadline)
+
+    def _blob(self, name: str):
+        bucket = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).bucket(self.bucket_name)
+        return bucket.blob(f"{self.prefix}/{name}" if self.prefix else name)
+
+    def _url(self, name: str) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}/{name}"
+
+    def _call(self, action: str, name: str, function: Callable[[], Any]) -> Any:
+        from google.api_core.exceptions import NotFound, RetryError
+
+        try:
+            return function()
+        except RetryError as error:
+            raise StorageError(
+                f"GCS unavailable: gave up on {action} {self._url(name)} after retrying for "
+                f"{self.retry_deadline:g} s ({GCS_RETRY_DEADLINE}); last error: {error.cause}"
+            ) from error
+        except NotFound:
+            if _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).lookup_bucket(self.bucket_name, retry=self.retry) is None:
+                raise BucketNotFoundError(
+                    f"GCS bucket {self.bucket_name!r} does not exist (storage gs://{self.bucket_name}/"
+                    f"{self.prefix}): create it or fix the storage URL"
+                ) from None
+            raise FileNotFoundError(f"no artifact {self._url(name)}: materialise it first") from None
+
+    def exists(self, name: str) -> bool:
+        return self._call("checking", name, lambda: self._blob(name).exists(retry=self.retry))
+
+    def read(self, name: str) -> bytes:
+        return self._call("reading", name, lambda: self._blob(name).download_as_bytes(retry=self.retry))
+
+    def write(self, name: str, data: bytes) -> None:
+        # Whole objects are idempotent to re-send, so uploads are retried too.
+        self._call("writing", name, lambda: self._blob(name).upload_from_string(data, retry=self.retry))
+
+    def size(self, name: str) -> int:
+        blob = self._blob(name)
+        self._call("reading", name, lambda: blob.reload(retry=self.retry))
+        return int(blob.size)
 
 
 class ArtifactStore:
     """Named byte objects under one base URL, written atomically."""
 
-    def __init__(self, base_url: str, storage_options: dict | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        storage_options: dict | None = None,
+        retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE,
+    ):
         self.base_url = base_url.rstrip("/")
-        self.base = UPath(self.base_url, **(storage_options or {}))
+        options = dict(storage_options or {})
+        self.gcs = None
+        if self.base_url.split("://")[0] in GCS_PROTOCOLS:
+            # Listings (registry versions) must see objects just written through the other client.
+            options.setdefault("use_listings_cache", False)
+            bucket, _, prefix = self.base_url.split("://", 1)[1].partition("/")
+            self.gcs = GcsObjects(bucket, prefix, retry_deadline)
+        self.base = UPath(self.base_url, **options)
 
     @property
     def is_local(self) -> bool:
@@ -42,9 +130,18 @@ class ArtifactStore:
         return f"{self.base_url}/{name}"
 
     def exists(self, name: str) -> bool:
+        if self.gcs is not None:
+            return self.gcs.exists(name)
         return self.path(name).exists()
 
+    def size(self, name: str) -> int:
+        if self.gcs is not None:
+            return self.gcs.size(name)
+        return self.path(name).stat().st_size
+
     def read_bytes(self, name: str) -> bytes:
+        if self.gcs is not None:
+            return self.gcs.read(name)
         path = self.path(name)
         if not path.exists():
             raise FileNotFoundError(f"no artifact {self.url(name)}: materialise it first")
@@ -52,6 +149,9 @@ class ArtifactStore:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         target = self.path(name)
+        if self.gcs is not None:
+            self.gcs.write(name, data)
+            return
         if not self.is_local:
             target.write_bytes(data)
             return
@@ -129,15 +229,20 @@ class CensusIOManager(dg.ConfigurableIOManager):
     """Stores each asset at `<base_url>/<asset_name>.<ext>` in an open format (local or gs://)."""
 
     base_url: str
+    gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
+    """CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// read or write retries transient errors."""
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.base_url)
+        return ArtifactStore(self.base_url, retry_deadline=self.gcs_retry_deadline)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.store()
         name = "_".join(context.asset_key.path)
-        written = codec_for(type(obj)).dump(store, name, obj)
-        sizes = {key: store.path(key).stat().st_size for key in written}
+        try:
+            written = codec_for(type(obj)).dump(store, name, obj)
+        except BucketNotFoundError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        sizes = {key: store.size(key) for key in written}
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(store.url(written[0])),

@@ -6,7 +6,10 @@ import pytest
 from census_assets.core.cleaning import clean
 from census_assets.sources import BUNDLED_TRAIN, bundled_file
 
-pytest_plugins = ["census_assets_tests.ui_support"]  # webserver and browser fixtures
+pytest_plugins = [
+    "census_assets_tests.ui_support",  # webserver and browser fixtures
+    "census_assets_tests.gcp_emulators",  # Google Cloud emulators on loopback
+]
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,16 @@ class FeaturesConfig(dg.Config):
 def raw_census(source: CensusSource) -> dg.Output[pd.DataFrame]:
     """The US Census Adult table as the source has it, validated against the census schema."""
     try:
+        # A BigQuery table's last change and row count version the data (before it is read).
+        info = source.table_info()
         table = validate_source(source.read())
     except (SchemaError, SourceError) as error:
         raise refuse(f"{source.uri}: {error}") from error
-    return dg.Output(table, metadata={"source": source.uri, **frame_metadata(table)})
+    return dg.Output(
+        table,
+        metadata={"source": source.uri, **(info.metadata() if info else {}), **frame_metadata(table)},
+        data_version=dg.DataVersion(info.version) if info else None,
+    )
 
 
 @dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
