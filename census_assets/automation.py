@@ -65,7 +65,8 @@ ALERT_LOG = logging.getLogger("census_assets.alerts")
 class AlertNotifier(dg.ConfigurableResource):
     """Where run-failure alerts go besides the log: a webhook (JSON POST) when webhook_url is set.
 
-    Pluggable: bind another resource with a `send(alert: dict) -> str` method under `notifier`.
+    Pluggable: bind a subclass that overrides `send(alert: dict) -> str` under `notifier`
+    (chat, e-mail, paging); the sensor logs the alert whatever the notifier does.
     """
 
     webhook_url: str = ""
