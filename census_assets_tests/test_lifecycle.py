@@ -513,3 +513,37 @@ def test_automation_does_not_request_the_model_after_a_failed_gate(tmp_path, bun
         assert tick.get_num_requested(dg.AssetKey(asset)) == 0, asset
     tick = dg.evaluate_automation_conditions(defs=eager_only, instance=instance, cursor=cursors["eager_only"])
     assert tick.get_num_requested(dg.AssetKey("lgbm_model")) == 1
+
+
+@pytest.mark.gcp
+def test_lifecycle_on_gcs(gcs_emulator, bundled_raw, tmp_path, capsys):
+    """Promotion, drift, scoring and rollback with the artifacts and the registry on gs://
+    (fake-gcs-server on loopback), on small samples so two models are quick to fit."""
+    from google.cloud import storage as gcs
+
+    gcs.Client().create_bucket("census-lifecycle")
+    base = "gs://census-lifecycle/census"
+    samples = {}
+    for seed in (0, 1):
+        samples[seed] = tmp_path / f"sample{seed}.parquet"
+        bundled_raw.sample(4000, random_state=seed).to_parquet(samples[seed], index=False)
+
+    first = run(base, samples[0], threshold=0.5, tolerance=1.0)
+    assert first.success, [e.step_key for e in first.all_events if e.is_step_failure]
+    second = run(base, samples[1], threshold=0.5, tolerance=1.0)
+    assert second.success and materialized(second, "drift")["max_psi"] < 0.1
+    reg = registry(base)
+    versions = [record["version"] for record in reg.history()]
+    assert len(versions) == 2 and versions[0] != versions[1]
+    assert reg.versions() == sorted(versions) and reg.production()["version"] == versions[1]
+    assert reg.production()["path"] == f"{base}/models/{versions[1]}"
+    assert materialized(second, "scored_census")["model_version"] == versions[1]
+
+    rows = tmp_path / "rows.csv"
+    bundled_raw.head(20).to_csv(rows, index=False)
+    storage = ["--storage", base]
+    assert census_cli.main(["rollback", "--version", versions[0], *storage]) == 0
+    assert reg.production()["version"] == versions[0]
+    assert census_cli.main(["predict", "--input", str(rows), "--output", str(tmp_path / "o.csv"), *storage]) == 0
+    assert f"with model {versions[0]}" in capsys.readouterr().out
+    assert [r["action"] for r in reg.history()] == ["promote", "promote", "rollback"]
