@@ -27,7 +27,11 @@ class CliError(Exception):
 
 
 def registry(storage: str | None) -> Registry:
-    return Registry(ArtifactStore(storage or load_settings().storage_url))
+    # The pipeline's own settings: the same storage and, on gs://, the same retry deadline.
+    settings = load_settings()
+    return Registry(
+        ArtifactStore(storage or settings.storage_url, retry_deadline=settings.gcs_retry_deadline)
+    )
 
 
 def load_production(reg: Registry) -> tuple[dict, TrainedModel]:
