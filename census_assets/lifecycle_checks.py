@@ -53,7 +53,11 @@ def challenger_beats_champion(
             "challenger_cv_accuracy": float(cv_accuracy["mean"]),
             "challenger_holdout_accuracy": holdout_metrics["overall"]["accuracy"],
             "champion_version": decision.champion_version or "none",
-            "champion_cv_accuracy": decision.champion_cv_accuracy or 0.0,
+            **(
+                {"champion_cv_accuracy": decision.champion_cv_accuracy}
+                if decision.champion_cv_accuracy is not None
+                else {}
+            ),
             "threshold": training.accuracy_threshold,
             "tolerance": lifecycle.champion_tolerance,
         },
