@@ -157,3 +157,23 @@ def test_graphql_launch_poll_and_read_the_gate(dagster_ui):
     values = float_metadata(execution["evaluation"]["metadataEntries"])
     assert values["threshold"] == pytest.approx(0.8)
     assert values["accuracy"] == pytest.approx(REFERENCE_ACCURACY, abs=0.005)
+
+
+def test_browser_lists_the_job_schedule_sensors_and_blocking_check(dagster_ui, ui):
+    server, page = dagster_ui.server, ui.page
+    page.goto(server.url + "/automation")
+    for name in ("weekly_retrain", "census_source_changed", "census_automation", "census_run_failure_alert"):
+        expect(page.get_by_text(name, exact=True)).to_be_visible()
+    expect(page.get_by_text("At 03:00 AM UTC, only on Monday")).to_be_visible()
+    ui.shot("automation")
+    page.goto(server.url + "/jobs")
+    expect(page.get_by_text("census_pipeline", exact=True)).to_be_visible()
+    ui.shot("jobs")
+    page.goto(server.url + "/assets/lgbm_model")
+    expect(page.get_by_text("ml-platform", exact=True)).to_be_visible()
+    expect(page.get_by_text("lightgbm", exact=True).first).to_be_visible()
+    ui.shot("model-definition")
+    page.goto(server.url + "/assets/cv_accuracy?view=checks")
+    expect(page.get_by_text(GATE, exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^This is a\s*blocking\s*asset check"))).to_be_visible()
+    ui.shot("blocking-check")

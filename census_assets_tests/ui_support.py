@@ -52,6 +52,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def inherited_environment() -> dict:
+    """This process's environment without CENSUS_* settings: the test deployment runs on the
+    defaults whatever the developer's shell or an earlier test has set."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("CENSUS_")}
+
+
 class GraphQLError(RuntimeError):
     pass
 
@@ -71,7 +77,7 @@ class Webserver:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [*command, "-m", LOCATION, "-h", "127.0.0.1", "-p", str(self.port)],
-                env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+                env={**inherited_environment(), **env, "DAGSTER_HOME": str(home)},
                 cwd=workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
