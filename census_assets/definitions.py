@@ -24,7 +24,7 @@ from census_assets.checks import cv_accuracy_meets_threshold
 from census_assets.distributed import DaskResource
 from census_assets.lifecycle_checks import lifecycle_checks
 from census_assets.resources import CensusSource, TrainingSettings
-from census_assets.settings import Settings, load_settings
+from census_assets.settings import GCP_CREDENTIALS, Settings, load_settings
 from census_assets.storage import CensusIOManager
 
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
@@ -39,19 +39,31 @@ def executor_for(name: str) -> dg.ExecutorDefinition:
     return EXECUTORS[name]
 
 
+def gcp_key(settings: Settings) -> dg.EnvVar | None:
+    """A service-account key from GCP_CREDENTIALS, resolved when a step runs (the UI shows only the
+    variable's name); None: Google's application default credentials."""
+    return dg.EnvVar(GCP_CREDENTIALS) if settings.gcp_key_in_env else None
+
+
 def warehouse_io_manager(settings: Settings) -> dg.ConfigurableIOManager:
     """gcp: feature_table goes to BigQuery (queries and loads billed to GCP_PROJECT); local: none."""
     if settings.deployment != "gcp":
         return UnpublishedIOManager()
-    return BigQueryPandasIOManager(project=settings.gcp_project, dataset=settings.bq_dataset)
+    return BigQueryPandasIOManager(
+        project=settings.gcp_project, dataset=settings.bq_dataset, gcp_credentials=gcp_key(settings)
+    )
 
 
 def build_resources(settings: Settings) -> dict:
     return {
         "io_manager": CensusIOManager(
-            base_url=settings.storage_url, gcs_retry_deadline=settings.gcs_retry_deadline
+            base_url=settings.storage_url,
+            gcs_retry_deadline=settings.gcs_retry_deadline,
+            gcp_credentials=gcp_key(settings),
         ),
-        "source": CensusSource(uri=settings.source, project=settings.gcp_project),
+        "source": CensusSource(
+            uri=settings.source, project=settings.gcp_project, gcp_credentials=gcp_key(settings)
+        ),
         "warehouse": FeatureWarehouse(project=settings.gcp_project, dataset=settings.bq_dataset),
         WAREHOUSE_IO_MANAGER: warehouse_io_manager(settings),
         "training": TrainingSettings(

@@ -5,6 +5,9 @@ identifier rules before it reaches SQL, and the column list comes from the censu
 query is ever built from unchecked input. Queries are billed to the client's project (GCP_PROJECT).
 """
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +25,17 @@ from census_assets.sources import BIGQUERY_SCHEME, SourceError
 PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DATASET_ID = re.compile(r"[A-Za-z0-9_]{1,1024}")
 TABLE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}")
+
+
+def service_account_info(key_base64: str) -> dict:
+    """A base64-encoded service-account JSON key (GCP_CREDENTIALS, as dagster-gcp takes it)."""
+    try:
+        info = json.loads(base64.b64decode(key_base64, validate=True))
+    except (binascii.Error, ValueError):
+        info = None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ValueError("GCP_CREDENTIALS is not a base64-encoded service-account JSON key")
+    return info
 
 
 class BigQueryNameError(SourceError):

@@ -23,9 +23,14 @@ class CensusSource(dg.ConfigurableResource):
         description="GCP_PROJECT: the project billed for bq:// queries (empty: from credentials)",
     )
 
+    gcp_credentials: str | None = Field(
+        default=None,
+        description="GCP_CREDENTIALS (an EnvVar): a base64 service-account key; unset: default credentials",
+    )
+
     def bigquery(self) -> BigQueryResource:
         # dagster-gcp's resource: the client (and credential lookup) only when a bq:// source is read.
-        return BigQueryResource(project=self.project or None)
+        return BigQueryResource(project=self.project or None, gcp_credentials=self.gcp_credentials)
 
     def read(self) -> pd.DataFrame:
         return read_source(self.uri, bigquery=self.bigquery())

@@ -22,6 +22,8 @@ GCS_BUCKET = "CENSUS_GCS_BUCKET"
 GCS_PREFIX = "CENSUS_GCS_PREFIX"
 BQ_DATASET = "CENSUS_BQ_DATASET"
 GCS_RETRY_DEADLINE = "CENSUS_GCS_RETRY_DEADLINE"
+# A base64-encoded service-account JSON key; read through dg.EnvVar, so the UI never shows it.
+GCP_CREDENTIALS = "GCP_CREDENTIALS"
 
 BUNDLED_SOURCE = "bundled"
 DEFAULT_STORAGE_DIR = "census_storage"
@@ -54,6 +56,7 @@ class Settings:
     gcp_project: str = ""  # billing project for BigQuery (gcp deployment)
     bq_dataset: str = ""  # where feature_table is published; empty = not published (local)
     gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
+    gcp_key_in_env: bool = False  # GCP_CREDENTIALS is set: use that key, not default credentials
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -158,4 +161,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         dask_address=environ.get(DASK_ADDRESS, "").strip(),
         dask_fit_min_rows=_dask_fit_min_rows(environ),
         gcs_retry_deadline=_gcs_retry_deadline(environ),
+        gcp_key_in_env=bool(environ.get(GCP_CREDENTIALS, "").strip()),
     )

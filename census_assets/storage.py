@@ -40,27 +40,35 @@ class BucketNotFoundError(StorageError):
 
 
 @functools.lru_cache(maxsize=4)
-def _gcs_client(emulator_host: str | None):
-    # One client per process (per emulator address, which the client reads when created).
+def _gcs_client(emulator_host: str | None, credentials: str | None):
+    # One client per process (per emulator address, which the client reads when created, and key).
     from google.cloud import storage
 
+    if credentials:
+        from census_assets.gcp import service_account_info
+
+        return storage.Client.from_service_account_info(service_account_info(credentials))
     return storage.Client(project=None)
 
 
 class GcsObjects:
     """Objects under gs://bucket/prefix: one upload per write, transient errors retried."""
 
-    def __init__(self, bucket: str, prefix: str, retry_deadline: float):
+    def __init__(self, bucket: str, prefix: str, retry_deadline: float, credentials: str | None = None):
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         self.bucket_name, self.prefix, self.retry_deadline = bucket, prefix.strip("/"), retry_deadline
+        self.credentials = credentials  # a base64 service-account key; None: default credentials
         # Backoff scaled to the deadline: 1 s first wait (less for short deadlines), doubling.
         self.retry = DEFAULT_RETRY.with_delay(
             initial=min(1.0, retry_deadline / 20), maximum=max(retry_deadline / 4, 0.1), multiplier=2.0
         ).with_timeout(retry_deadline)
 
+    def client(self):
+        return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), self.credentials)
+
     def _blob(self, name: str):
-        bucket = _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).bucket(self.bucket_name)
+        bucket = self.client().bucket(self.bucket_name)
         return bucket.blob(f"{self.prefix}/{name}" if self.prefix else name)
 
     def _url(self, name: str) -> str:
@@ -77,7 +85,7 @@ class GcsObjects:
                 f"{self.retry_deadline:g} s ({GCS_RETRY_DEADLINE}); last error: {error.cause}"
             ) from error
         except NotFound:
-            if _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST")).lookup_bucket(self.bucket_name, retry=self.retry) is None:
+            if self.client().lookup_bucket(self.bucket_name, retry=self.retry) is None:
                 raise BucketNotFoundError(
                     f"GCS bucket {self.bucket_name!r} does not exist (storage gs://{self.bucket_name}/"
                     f"{self.prefix}): create it or fix the storage URL"
@@ -108,6 +116,7 @@ class ArtifactStore:
         base_url: str,
         storage_options: dict | None = None,
         retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE,
+        gcp_credentials: str | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         options = dict(storage_options or {})
@@ -115,8 +124,12 @@ class ArtifactStore:
         if self.base_url.split("://")[0] in GCS_PROTOCOLS:
             # Listings (registry versions) must see objects just written through the other client.
             options.setdefault("use_listings_cache", False)
+            if gcp_credentials:
+                from census_assets.gcp import service_account_info
+
+                options.setdefault("token", service_account_info(gcp_credentials))
             bucket, _, prefix = self.base_url.split("://", 1)[1].partition("/")
-            self.gcs = GcsObjects(bucket, prefix, retry_deadline)
+            self.gcs = GcsObjects(bucket, prefix, retry_deadline, gcp_credentials)
         self.base = UPath(self.base_url, **options)
 
     @property
@@ -231,9 +244,13 @@ class CensusIOManager(dg.ConfigurableIOManager):
     base_url: str
     gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
     """CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// read or write retries transient errors."""
+    gcp_credentials: str | None = None
+    """GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials."""
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.base_url, retry_deadline=self.gcs_retry_deadline)
+        return ArtifactStore(
+            self.base_url, retry_deadline=self.gcs_retry_deadline, gcp_credentials=self.gcp_credentials
+        )
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.store()

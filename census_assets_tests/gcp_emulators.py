@@ -178,6 +178,63 @@ class FaultProxy:
         self._server.server_close()
 
 
+class TokenEndpoint:
+    """A loopback OAuth token endpoint: it grants any service-account assertion a dummy token, so a
+    generated service-account key can be used end to end, and it counts the grants."""
+
+    def __init__(self):
+        endpoint = self
+        self.grants = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.grants += 1
+                body = b'{"access_token": "test-token", "expires_in": 3600, "token_type": "Bearer"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def service_account_key(self, project: str) -> dict:
+        """A freshly generated service-account key whose tokens come from this endpoint."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "test-key",
+            "private_key": pem.decode(),
+            "client_email": f"census@{project}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": self.url,
+        }
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def token_endpoint():
+    endpoint = TokenEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
 @pytest.fixture(scope="module")
 def gcs_emulator():
     """fake-gcs-server on loopback; STORAGE_EMULATOR_HOST points at it while the module runs."""

@@ -1,6 +1,7 @@
 """Google Cloud for real, against emulators on loopback: a BigQuery source, GCS artifacts, the
 BigQuery feature table, GCS faults and bad input. Emulators and their quirks: gcp_emulators.py."""
 
+import base64
 import json
 import time
 
@@ -15,7 +16,12 @@ from census_assets.assets.census import census_assets
 from census_assets.assets.feature_table import feature_table
 from census_assets.checks import cv_accuracy_meets_threshold
 from census_assets.definitions import build_definitions, build_resources
-from census_assets.gcp import BigQueryNameError, parse_table_uri, warehouse_column_names
+from census_assets.gcp import (
+    BigQueryNameError,
+    parse_table_uri,
+    service_account_info,
+    warehouse_column_names,
+)
 from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_settings
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
@@ -241,6 +247,24 @@ def test_warehouse_column_names_are_bigquery_identifiers():
     }
     with pytest.raises(ValueError, match="both map to BigQuery column 'A_b'"):
         warehouse_column_names(["a-b", "A_b"])
+
+
+def test_a_service_account_key_from_an_env_var_is_used_for_gcs(bucket, token_endpoint, monkeypatch):
+    key = base64.b64encode(json.dumps(token_endpoint.service_account_key(BQ_PROJECT)).encode()).decode()
+    monkeypatch.setenv("GCP_CREDENTIALS", key)
+    env = {"CENSUS_STORAGE_URL": f"gs://{BUCKET}/keyed", "GCP_CREDENTIALS": key}
+    resources = build_resources(load_settings(env))
+    # Wired as an EnvVar: resolved when a step runs, shown in the UI by name only.
+    assert isinstance(resources["io_manager"].gcp_credentials, dg.EnvVar)
+    assert isinstance(resources["source"].gcp_credentials, dg.EnvVar)
+    assert run(env, selection=["raw_census"]).success
+    assert token_endpoint.grants >= 1
+    assert bucket.blob("keyed/raw_census.parquet").exists()
+
+
+def test_a_malformed_key_is_named():
+    with pytest.raises(ValueError, match="GCP_CREDENTIALS is not a base64-encoded service-account JSON key"):
+        service_account_info("not base64 at all")
 
 
 @pytest.mark.parametrize("missing", ["GCP_PROJECT", "CENSUS_GCS_BUCKET", "CENSUS_BQ_DATASET"])
