@@ -394,6 +394,18 @@ def test_the_same_model_again_is_not_a_new_promotion(drift_runs):
     assert registry_snapshot(storage) == before
 
 
+def test_promotion_refuses_a_model_older_than_its_training_table(drift_runs, sources, tmp_path):
+    """The drift reference is fitted on clean_census at promotion: it must be the model's own."""
+    storage = copy_storage(drift_runs["storage"], tmp_path / "storage")
+    instance = drift_runs["instance"]  # knows when lgbm_model and clean_census were materialised
+    assert run(storage, sources["shifted"], instance=instance, selection=["raw_census", "clean_census"]).success
+    before = registry_snapshot(storage)
+    result = run(storage, threshold=0.5, tolerance=1.0, instance=instance, selection=["production_model"])
+    assert not result.success
+    assert "materialised after lgbm_model" in step_failure_message(result, "production_model")
+    assert registry_snapshot(storage) == before
+
+
 class Webhook:
     """A local HTTP endpoint that records the JSON bodies POSTed to it."""
 

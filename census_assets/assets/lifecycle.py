@@ -178,6 +178,20 @@ def promotion_problems(
     return problems, decision.message
 
 
+def refuse_if_refitted_data(context: dg.AssetExecutionContext) -> None:
+    """The drift reference is fitted on clean_census here: it must be the table lgbm_model learnt
+    from, i.e. not materialised again since the model was."""
+    latest = {
+        name: context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        for name in ("clean_census", "lgbm_model")
+    }
+    if all(latest.values()) and latest["clean_census"].timestamp > latest["lgbm_model"].timestamp:
+        raise refuse(
+            "clean_census was materialised after lgbm_model, so it is not the data the model was "
+            "trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
+        )
+
+
 @dg.asset(**lifecycle_asset, kinds={"lightgbm", "json"}, code_version="1")
 def production_model(
     context: dg.AssetExecutionContext,
@@ -203,6 +217,7 @@ def production_model(
             f"lgbm_model is {version} but holdout_metrics evaluated {holdout_metrics['model_version']}: "
             "materialise holdout_metrics first"
         )
+    refuse_if_refitted_data(context)
     problems, reasoning = promotion_problems(
         cv_accuracy, holdout_metrics, drift, registry, training, lifecycle
     )
