@@ -204,7 +204,7 @@ def production_model(
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
 ) -> dg.MaterializeResult:
-    """The champion: lgbm_model promoted under models/<version>/ and pointed to by production.json.
+    """The champion: lgbm_model promoted under `models/<version>/`, pointed to by `production.json`.
 
     The blocking checks on holdout_metrics (champion/challenger) and drift guard runs that include
     them; the same decision is re-made here so a run selecting production_model alone cannot
