@@ -154,14 +154,21 @@ class FaultProxy:
                 if fail:
                     error = b'{"error": {"code": 503, "message": "injected fault"}}'
                     return self._reply(503, [("Content-Type", "application/json")], error)
-                upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
                 headers["Content-Length"] = str(len(body))
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                response = upstream.getresponse()
-                data = response.read()
-                upstream.close()
-                self._reply(response.status, response.getheaders(), data)
+                upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    status, reply_headers, data = response.status, response.getheaders(), response.read()
+                except OSError as error:  # the emulator is gone: answer as a gateway would
+                    status, reply_headers, data = 502, [], str(error).encode()
+                finally:
+                    upstream.close()
+                try:
+                    self._reply(status, reply_headers, data)
+                except OSError:  # the client gave up (its retry deadline passed) and hung up
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_one
 

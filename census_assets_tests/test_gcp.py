@@ -36,6 +36,8 @@ GCP_ENV = {
     "CENSUS_BQ_DATASET": "census_features",
     "CENSUS_GCS_RETRY_DEADLINE": "10",
 }
+# As any other tool reads them; the endpoint comes from STORAGE_EMULATOR_HOST (at each call).
+READ_OPTIONS = {"token": "anon", "skip_instance_cache": True}
 ARTIFACTS = ["raw_census.parquet", "clean_census.parquet", "features.parquet", "cv_accuracy.json", "lgbm_model.txt"]
 
 
@@ -129,7 +131,7 @@ def test_gcs_artifacts_match_the_local_run_with_plain_tools(gcp_run, local_run):
     base = f"gs://{BUCKET}/census_assets"
     assert set(ARTIFACTS) <= {path.rsplit("/", 1)[1] for path in fs.ls(base)}
     for name in ("raw_census", "clean_census", "features"):
-        remote = pd.read_parquet(f"{base}/{name}.parquet", storage_options={"token": "anon"})
+        remote = pd.read_parquet(f"{base}/{name}.parquet", storage_options=READ_OPTIONS)
         pd.testing.assert_frame_equal(remote, pd.read_parquet(storage_dir / f"{name}.parquet"))
     remote_cv = json.loads(fs.cat(f"{base}/cv_accuracy.json"))
     local_cv = json.loads((storage_dir / "cv_accuracy.json").read_text())
@@ -165,7 +167,7 @@ def test_gcs_503s_are_retried_and_the_run_completes(bucket, fault_proxy, monkeyp
     assert fault_proxy.failed == 3 and fault_proxy.fail_next == 0
     # Retried inside the write, not by re-running the step.
     assert sum(e.event_type_value == "STEP_RESTARTED" for e in result.all_events) == 0
-    assert len(pd.read_parquet(f"gs://{BUCKET}/faults/clean_census.parquet", storage_options={"token": "anon"})) == 32537
+    assert len(pd.read_parquet(f"gs://{BUCKET}/faults/clean_census.parquet", storage_options=READ_OPTIONS)) == 32537
 
 
 def test_gcs_outage_beyond_the_retry_budget_fails_clearly_and_keeps_objects(bucket, fault_proxy, monkeypatch):
