@@ -88,9 +88,26 @@ def with_automation(assets: list) -> list:
     )
 
 
+def with_deployment_kinds(assets: list, settings: Settings) -> list:
+    """Kinds that depend on where data lives, so the UI shows it: `gcs` on every asset the IO
+    manager stores when the storage is gs://, `bigquery` on raw_census when the source is bq://."""
+
+    def add_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kinds = set(spec.kinds)
+        if settings.storage_url.startswith("gs://") and spec.key != feature_table.key:
+            kinds.add("gcs")
+        if settings.source.startswith("bq://") and spec.key == raw_census.key:
+            kinds.add("bigquery")
+        return spec if kinds == set(spec.kinds) else spec.replace_attributes(kinds=kinds)
+
+    return dg.map_asset_specs(add_kinds, assets)
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_automation([*census_assets, feature_table, *lifecycle_assets]),
+        assets=with_deployment_kinds(
+            with_automation([*census_assets, feature_table, *lifecycle_assets]), settings
+        ),
         asset_checks=[cv_accuracy_meets_threshold, *lifecycle_checks],
         jobs=[census_pipeline, rollback_production],
         schedules=[weekly_retrain],

@@ -71,3 +71,16 @@ def test_sensor_skips_with_a_reason_when_the_source_is_missing(tmp_path):
 def test_bundled_source_has_a_stable_fingerprint():
     assert CensusSource().fingerprint() == CensusSource().fingerprint()
     assert CensusSource().fingerprint().startswith("sha256:")
+
+
+def test_kinds_show_where_the_data_lives():
+    def kinds(env: dict) -> dict:
+        graph = build_definitions(load_settings(env)).get_repository_def().asset_graph
+        return {key.to_user_string(): graph.get(key).kinds for key in graph.get_all_asset_keys()}
+
+    local = kinds({})
+    assert not any("gcs" in k or "bigquery" in k for name, k in local.items() if name != "feature_table")
+    cloud = kinds({"CENSUS_STORAGE_URL": "gs://bucket/census", "CENSUS_SOURCE": "bq://p.d.t", "GCP_PROJECT": "p"})
+    assert {"gcs", "bigquery", "pandas", "parquet"} <= cloud["raw_census"]
+    assert {"gcs", "lightgbm"} <= cloud["lgbm_model"] and "bigquery" not in cloud["lgbm_model"]
+    assert "gcs" not in cloud["feature_table"]  # published to BigQuery, not stored on GCS
