@@ -14,7 +14,9 @@ from google.cloud import bigquery, storage
 
 from census_assets.assets.census import census_assets
 from census_assets.assets.feature_table import feature_table
+from census_assets.assets.lifecycle import lifecycle_assets
 from census_assets.checks import cv_accuracy_meets_threshold
+from census_assets.core.registry import MANIFEST, POINTER
 from census_assets.definitions import build_definitions, build_resources
 from census_assets.gcp import (
     BigQueryNameError,
@@ -22,6 +24,7 @@ from census_assets.gcp import (
     service_account_info,
     warehouse_column_names,
 )
+from census_assets.lifecycle_checks import lifecycle_checks
 from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_settings
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
@@ -41,9 +44,14 @@ READ_OPTIONS = {"token": "anon", "skip_instance_cache": True}
 ARTIFACTS = ["raw_census.parquet", "clean_census.parquet", "features.parquet", "cv_accuracy.json", "lgbm_model.txt"]
 
 
-def run(env: dict, selection=None) -> dg.ExecuteInProcessResult:
+CENSUS_GRAPH = [*census_assets, feature_table, cv_accuracy_meets_threshold]
+# The whole code location: training, the feature table, and the model's lifecycle (registry on GCS).
+WHOLE_GRAPH = [*CENSUS_GRAPH, *lifecycle_assets, *lifecycle_checks]
+
+
+def run(env: dict, selection=None, graph=CENSUS_GRAPH) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*census_assets, feature_table, cv_accuracy_meets_threshold],
+        graph,
         resources=build_resources(load_settings(env)),
         selection=selection,
         raise_on_error=False,
@@ -102,7 +110,7 @@ def local_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gcp_run(public_table, bucket):
-    return run(GCP_ENV)
+    return run(GCP_ENV, graph=WHOLE_GRAPH)
 
 
 def test_local_deployment_skips_the_feature_table(local_run):
@@ -114,7 +122,10 @@ def test_local_deployment_skips_the_feature_table(local_run):
 
 def test_gcp_run_materialises_everything_from_bigquery(gcp_run, bigquery_client):
     assert gcp_run.success, failure_text(gcp_run, "raw_census")
-    assert materialized(gcp_run) == {"raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table"}
+    assert materialized(gcp_run) == {
+        "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table",
+        "holdout_metrics", "drift", "production_model", "scored_census",
+    }  # fmt: skip
     [raw] = [e.materialization for e in gcp_run.get_asset_materialization_events() if e.asset_key.path == ["raw_census"]]
     table = bigquery_client.get_table(PUBLIC_TABLE)
     assert raw.metadata["bigquery_num_rows"].value == 32561
@@ -130,6 +141,9 @@ def test_gcs_artifacts_match_the_local_run_with_plain_tools(gcp_run, local_run):
     fs = gcs_files()
     base = f"gs://{BUCKET}/census_assets"
     assert set(ARTIFACTS) <= {path.rsplit("/", 1)[1] for path in fs.ls(base)}
+    # The model registry lives beside them: the promoted version's pointer names its files.
+    pointer = json.loads(fs.cat(f"{base}/{POINTER}"))
+    assert pointer["path"].startswith(f"{base}/models/") and fs.exists(f"{pointer['path']}/{MANIFEST}")
     for name in ("raw_census", "clean_census", "features"):
         remote = pd.read_parquet(f"{base}/{name}.parquet", storage_options=READ_OPTIONS)
         pd.testing.assert_frame_equal(remote, pd.read_parquet(storage_dir / f"{name}.parquet"))
