@@ -374,6 +374,7 @@ def test_shifted_data_fails_the_drift_check_and_blocks_promotion(drift_runs, lin
     assert drift_runs["pointer_after_shifted"] == drift_runs["pointer_before"]
     meta = materialized(result, "drift")
     assert meta["psi age"] > 0.25 and meta["worst_feature"] == "age"
+    assert meta["by_feature"].splitlines()[2].split("|")[1].strip() == "age"  # the worst row first
     assert meta["reference_version"] == lineage["version_B"]
 
 

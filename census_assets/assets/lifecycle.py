@@ -143,6 +143,15 @@ def drift(
             "max_unseen_share": report.max_unseen_share,
             **{f"psi {name}": value for name, value in report.psi.items()},
             **{f"unseen_share {name}": value for name, value in report.unseen_share.items()},
+            "by_feature": markdown_table(
+                pd.DataFrame(
+                    {
+                        "feature": list(report.psi),
+                        "psi": list(report.psi.values()),
+                        "unseen_share": [report.unseen_share.get(name, 0.0) for name in report.psi],
+                    }
+                ).sort_values("psi", ascending=False)
+            ),
         },
     )
 
