@@ -1,7 +1,6 @@
 """The code location: assets, checks, jobs, schedules, sensors, and resources chosen in one place."""
 
 import dagster as dg
-from dagster_gcp_pandas import BigQueryPandasIOManager
 
 from census_assets.assets.census import census_assets, raw_census
 from census_assets.assets.feature_table import (
@@ -49,6 +48,8 @@ def warehouse_io_manager(settings: Settings) -> dg.ConfigurableIOManager:
     """gcp: feature_table goes to BigQuery (queries and loads billed to GCP_PROJECT); local: none."""
     if settings.deployment != "gcp":
         return UnpublishedIOManager()
+    from dagster_gcp_pandas import BigQueryPandasIOManager  # seconds to import: only when used
+
     return BigQueryPandasIOManager(
         project=settings.gcp_project, dataset=settings.bq_dataset, gcp_credentials=gcp_key(settings)
     )

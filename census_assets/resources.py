@@ -1,13 +1,17 @@
 """Dagster resources: the source, the training protocol and gate, the CV parallelism."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import pandas as pd
-from dagster_gcp import BigQueryResource
 from pydantic import Field
 
 from census_assets.core.training import CVProtocol
 from census_assets.settings import BUNDLED_SOURCE, DEFAULT_ACCURACY_THRESHOLD
 from census_assets.sources import BIGQUERY_SCHEME, file_fingerprint, read_source
+
+if TYPE_CHECKING:
+    from dagster_gcp import BigQueryResource
 
 
 class CensusSource(dg.ConfigurableResource):
@@ -28,21 +32,28 @@ class CensusSource(dg.ConfigurableResource):
         description="GCP_CREDENTIALS (an EnvVar): a base64 service-account key; unset: default credentials",
     )
 
-    def bigquery(self) -> BigQueryResource:
-        # dagster-gcp's resource: the client (and credential lookup) only when a bq:// source is read.
+    def bigquery(self) -> "BigQueryResource":
+        # dagster-gcp's resource: the client (and credential lookup) only when a bq:// source is read;
+        # imported here since dagster-gcp takes seconds to import and local runs never need it.
+        from dagster_gcp import BigQueryResource
+
         return BigQueryResource(project=self.project or None, gcp_credentials=self.gcp_credentials)
 
+    @property
+    def is_bigquery(self) -> bool:
+        return self.uri.startswith(BIGQUERY_SCHEME)
+
     def read(self) -> pd.DataFrame:
-        return read_source(self.uri, bigquery=self.bigquery())
+        return read_source(self.uri, bigquery=self.bigquery() if self.is_bigquery else None)
 
     def fingerprint(self) -> str:
         """Changes whenever the source's content changes; the source sensor compares it."""
-        return file_fingerprint(self.uri, bigquery=self.bigquery())
+        return file_fingerprint(self.uri, bigquery=self.bigquery() if self.is_bigquery else None)
 
     def table_info(self):
         """A bq:// source's last-modified time and row count (census_assets.gcp.TableInfo); None
         for files."""
-        if not self.uri.startswith(BIGQUERY_SCHEME):
+        if not self.is_bigquery:
             return None
         from census_assets.gcp import table_info
 

@@ -25,6 +25,7 @@ from census_assets.gcp import (
     warehouse_column_names,
 )
 from census_assets.lifecycle_checks import lifecycle_checks
+from census_assets.resources import CensusSource
 from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_settings
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
@@ -214,6 +215,18 @@ def test_source_table_missing_a_column_fails_naming_it(bigquery_client, bundled_
     assert not result.success
     assert "missing required column(s): education" in failure_text(result, "raw_census")
     assert not list(tmp_path.iterdir())
+
+
+def test_source_fingerprint_follows_the_bigquery_table(bigquery_client, bundled_raw):
+    """The source sensor's fingerprint of a bq:// source: the table's last change and row count."""
+    name = f"{BQ_PROJECT}.bad_inputs.growing"
+    bigquery_client.create_dataset(f"{BQ_PROJECT}.bad_inputs", exists_ok=True)
+    bigquery_client.load_table_from_dataframe(bundled_raw.head(10), name).result()
+    source = CensusSource(uri=f"bq://{name}", project=BQ_PROJECT)
+    before = source.fingerprint()
+    assert before == source.fingerprint() and before.endswith("/10")
+    bigquery_client.load_table_from_dataframe(bundled_raw.iloc[10:15], name).result()  # appends
+    assert source.fingerprint().endswith("/15")
 
 
 def test_table_name_with_injection_characters_is_refused(bigquery_client, public_table, tmp_path):
