@@ -63,16 +63,20 @@ class GcsObjects:
         self.retry = DEFAULT_RETRY.with_delay(
             initial=min(1.0, retry_deadline / 20), maximum=max(retry_deadline / 4, 0.1), multiplier=2.0
         ).with_timeout(retry_deadline)
+        # A hung request counts as a timeout (retried) after this long, not the library's 60 s.
+        self.timeout = min(60.0, max(retry_deadline, 10.0))
 
     def client(self):
         return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), self.credentials)
 
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
     def _blob(self, name: str):
-        bucket = self.client().bucket(self.bucket_name)
-        return bucket.blob(f"{self.prefix}/{name}" if self.prefix else name)
+        return self.client().bucket(self.bucket_name).blob(self._key(name))
 
     def _url(self, name: str) -> str:
-        return f"gs://{self.bucket_name}/{self.prefix}/{name}"
+        return f"gs://{self.bucket_name}/{self._key(name)}"
 
     def _call(self, action: str, name: str, function: Callable[[], Any]) -> Any:
         from google.api_core.exceptions import NotFound, RetryError
@@ -85,7 +89,7 @@ class GcsObjects:
                 f"{self.retry_deadline:g} s ({GCS_RETRY_DEADLINE}); last error: {error.cause}"
             ) from error
         except NotFound:
-            if self.client().lookup_bucket(self.bucket_name, retry=self.retry) is None:
+            if self.client().lookup_bucket(self.bucket_name, **self._policy) is None:
                 raise BucketNotFoundError(
                     f"GCS bucket {self.bucket_name!r} does not exist (storage gs://{self.bucket_name}/"
                     f"{self.prefix}): create it or fix the storage URL"
@@ -93,19 +97,23 @@ class GcsObjects:
             raise FileNotFoundError(f"no artifact {self._url(name)}: materialise it first") from None
 
     def exists(self, name: str) -> bool:
-        return self._call("checking", name, lambda: self._blob(name).exists(retry=self.retry))
+        return self._call("checking", name, lambda: self._blob(name).exists(**self._policy))
 
     def read(self, name: str) -> bytes:
-        return self._call("reading", name, lambda: self._blob(name).download_as_bytes(retry=self.retry))
+        return self._call("reading", name, lambda: self._blob(name).download_as_bytes(**self._policy))
 
     def write(self, name: str, data: bytes) -> None:
         # Whole objects are idempotent to re-send, so uploads are retried too.
-        self._call("writing", name, lambda: self._blob(name).upload_from_string(data, retry=self.retry))
+        self._call("writing", name, lambda: self._blob(name).upload_from_string(data, **self._policy))
 
     def size(self, name: str) -> int:
         blob = self._blob(name)
-        self._call("reading", name, lambda: blob.reload(retry=self.retry))
+        self._call("reading", name, lambda: blob.reload(**self._policy))
         return int(blob.size)
+
+    @property
+    def _policy(self) -> dict:
+        return {"retry": self.retry, "timeout": self.timeout}
 
 
 class ArtifactStore:
