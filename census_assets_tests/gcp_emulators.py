@@ -104,13 +104,14 @@ def start_bq_emulator(log_path: Path) -> tuple[subprocess.Popen, str]:
 
 
 class FaultProxy:
-    """A loopback HTTP proxy in front of the GCS emulator: answers 503 to the next `fail_next`
-    requests (or to every request while `down`), forwards the rest, and counts both."""
+    """A loopback HTTP proxy in front of the GCS emulator: answers `fail_status` (503) to the next
+    `fail_next` requests (or to every request while `down`), forwards the rest, and counts both."""
 
     def __init__(self, upstream: str):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.fail_next = 0
+        self.fail_status = 503
         self.down = False
         self.failed = 0
         self.forwarded = 0
@@ -152,8 +153,9 @@ class FaultProxy:
                     else:
                         proxy.forwarded += 1
                 if fail:
-                    error = b'{"error": {"code": 503, "message": "injected fault"}}'
-                    return self._reply(503, [("Content-Type", "application/json")], error)
+                    status = proxy.fail_status
+                    error = b'{"error": {"code": %d, "message": "injected fault"}}' % status
+                    return self._reply(status, [("Content-Type", "application/json")], error)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
                 headers["Content-Length"] = str(len(body))
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)

@@ -27,6 +27,7 @@ from census_assets.gcp import (
 from census_assets.lifecycle_checks import lifecycle_checks
 from census_assets.resources import CensusSource
 from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_settings
+from census_assets.storage import ArtifactStore
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
 pytestmark = pytest.mark.gcp
@@ -183,6 +184,20 @@ def test_gcs_503s_are_retried_and_the_run_completes(bucket, fault_proxy, monkeyp
     # Retried inside the write, not by re-running the step.
     assert sum(e.event_type_value == "STEP_RESTARTED" for e in result.all_events) == 0
     assert len(pd.read_parquet(f"gs://{BUCKET}/faults/clean_census.parquet", storage_options=READ_OPTIONS)) == 32537
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 504])
+def test_other_transient_statuses_are_retried(bucket, fault_proxy, monkeypatch, status):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fault_proxy.url)
+    store = ArtifactStore(f"gs://{BUCKET}/statuses", retry_deadline=10)
+    fault_proxy.failed, fault_proxy.fail_next, fault_proxy.fail_status = 0, 2, status
+    try:
+        store.write_bytes(f"{status}.json", b"{}")
+        fault_proxy.fail_next = 2
+        assert store.read_bytes(f"{status}.json") == b"{}"
+    finally:
+        fault_proxy.fail_status = 503
+    assert fault_proxy.failed == 4
 
 
 def test_gcs_outage_beyond_the_retry_budget_fails_clearly_and_keeps_objects(bucket, fault_proxy, monkeypatch):
