@@ -102,16 +102,13 @@ def _storage_url(environ: Mapping[str, str]) -> str:
 
 
 def _gcs_retry_deadline(environ: Mapping[str, str]) -> float:
-    raw = environ.get(GCS_RETRY_DEADLINE, "").strip()
-    if not raw:
-        return DEFAULT_GCS_RETRY_DEADLINE
+    raw = environ.get(GCS_RETRY_DEADLINE, "").strip() or str(DEFAULT_GCS_RETRY_DEADLINE)
     try:
-        value = float(raw)
+        if (value := float(raw)) > 0:
+            return value
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise SettingsError(f"{GCS_RETRY_DEADLINE}={raw!r} must be a positive number of seconds")
-    return value
+        pass
+    raise SettingsError(f"{GCS_RETRY_DEADLINE}={raw!r} must be a positive number of seconds")
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
