@@ -9,6 +9,7 @@ Errors go to stderr with exit status 2; nothing is written on error.
 """
 
 import argparse
+import os
 import sys
 
 import pandas as pd
@@ -17,7 +18,7 @@ from census_assets.core.registry import Registry, RegistryError
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError, score
 from census_assets.core.training import TrainedModel
-from census_assets.settings import SettingsError, load_settings
+from census_assets.settings import GCP_CREDENTIALS, SettingsError, load_settings
 from census_assets.sources import SourceError, file_format, read_file
 from census_assets.storage import ArtifactStore, codec_for
 
@@ -27,10 +28,14 @@ class CliError(Exception):
 
 
 def registry(storage: str | None) -> Registry:
-    # The pipeline's own settings: the same storage and, on gs://, the same retry deadline.
+    # The pipeline's own settings: the same storage and, on gs://, the same retry deadline and key.
     settings = load_settings()
     return Registry(
-        ArtifactStore(storage or settings.storage_url, retry_deadline=settings.gcs_retry_deadline)
+        ArtifactStore(
+            storage or settings.storage_url,
+            retry_deadline=settings.gcs_retry_deadline,
+            gcp_credentials=os.environ.get(GCP_CREDENTIALS) or None,
+        )
     )
 
 
