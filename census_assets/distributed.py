@@ -39,7 +39,7 @@ DEFAULT_LIGHTGBM_PORT = 12400
 # ---- CV: one task per fold ---------------------------------------------------------------------
 
 
-def cross_validate_on(client, X: np.ndarray, y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> CVResult:
+def cross_validate_on(client, X: training.Features, y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> CVResult:
     """training.cross_validate on a Dask cluster: each fold a single-threaded task."""
     splits = training.fold_splits(y, protocol)
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def lightgbm_machines(worker_addresses: list[str], base_port: int) -> str:
 
 def fit_final_on(
     client,
-    X: np.ndarray,
+    X: training.Features,
     y: np.ndarray,
     feature_names: list[str],
     model_seed: int = 1,
@@ -99,12 +99,12 @@ def fit_final_on(
     chunks_X, chunks_y = [], []
     for i, start in enumerate(range(0, len(y), size)):
         where = [workers[i % len(workers)]]
-        rows = slice(start, start + size)
-        fx = client.scatter(X[rows], workers=where, hash=False)
+        rows = np.arange(start, min(start + size, len(y)))
+        chunk = training.take_rows(X, rows)
+        fx = client.scatter(chunk, workers=where, hash=False)
         fy = client.scatter(y[rows], workers=where, hash=False)
-        n = len(y[rows])
-        chunks_X.append(da.from_delayed(fx, shape=(n, X.shape[1]), dtype=X.dtype))
-        chunks_y.append(da.from_delayed(fy, shape=(n,), dtype=y.dtype))
+        chunks_X.append(da.from_delayed(fx, shape=chunk.shape, dtype=chunk.dtype))
+        chunks_y.append(da.from_delayed(fy, shape=(len(rows),), dtype=y.dtype))
     model = DaskLGBMClassifier(
         client=client,
         random_state=model_seed,
@@ -192,7 +192,7 @@ class DaskResource(dg.ConfigurableResource):
             client.close()
 
     def cross_validate(
-        self, X: np.ndarray, y: np.ndarray, protocol: CVProtocol, workers: int | None = None
+        self, X: training.Features, y: np.ndarray, protocol: CVProtocol, workers: int | None = None
     ) -> CVResult:
         if not self.enabled:
             return training.cross_validate(X, y, protocol, workers)
@@ -202,7 +202,7 @@ class DaskResource(dg.ConfigurableResource):
     def fits_on_cluster(self, rows: int) -> bool:
         return self.enabled and rows >= self.distributed_fit_min_rows
 
-    def fit_final(self, X: np.ndarray, y: np.ndarray, feature_names: list[str], model_seed: int) -> lgb.Booster:
+    def fit_final(self, X: training.Features, y: np.ndarray, feature_names: list[str], model_seed: int) -> lgb.Booster:
         if not self.fits_on_cluster(len(y)):
             return training.fit_final(X, y, feature_names, model_seed)
         with self.client() as client:

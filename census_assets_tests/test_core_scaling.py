@@ -9,7 +9,7 @@ from census_assets.core import training
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.scaling import replicate
-from census_assets.core.training import CVProtocol, RowBatches, cross_validate, fit_final
+from census_assets.core.training import CVProtocol, RowBatches, compact_split, cross_validate, fit_final
 
 
 def test_replicate_keeps_copy_zero_and_grows_the_clean_table(bundled_raw):
@@ -82,3 +82,34 @@ def test_final_fit_streamed_equals_copied(sample, monkeypatch):
     streamed = training.fit_rows(X, y, np.arange(len(y)), 1, 1, names)
     assert streamed.dump_model()["tree_info"] == copied.dump_model()["tree_info"]
     assert streamed.feature_name() == names
+
+
+@pytest.fixture(scope="module")
+def frame(bundled_clean):
+    return encode(bundled_clean.sample(3000, random_state=2), Vocabulary.fit(bundled_clean)).frame
+
+
+def test_feature_matrix_rows_equal_split_target(frame):
+    X, y = split_target(frame)
+    compact, y2 = compact_split(frame)
+    assert np.array_equal(y, y2) and compact.shape == X.shape
+    index = np.array([5, 0, 2999, 17])
+    assert np.array_equal(compact.rows(index), X[index], equal_nan=True)
+    assert compact.rows(index).dtype == np.float32
+    assert np.array_equal(compact.row(17), X[17].astype(np.float64), equal_nan=True)
+    # The uint8 dummies stay one byte a cell: far below the float32 matrix.
+    assert sum(block.nbytes for _, block in compact._blocks) < X.nbytes / 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_compact_folds_and_final_fit_equal_the_float32_matrix(frame, monkeypatch, stream):
+    X, y = split_target(frame)
+    compact, _ = compact_split(frame)
+    protocol = CVProtocol(n_splits=3, n_repeats=1)
+    expected = cross_validate(X, y, protocol).scores
+    names = [str(c) for c in frame.columns.drop("never_married")]
+    expected_trees = fit_final(X, y, names).dump_model()["tree_info"]
+    if stream:
+        monkeypatch.setattr(training, "STREAM_ABOVE_BYTES", 0)
+    assert cross_validate(compact, y, protocol).scores == expected
+    assert fit_final(compact, y, names).dump_model()["tree_info"] == expected_trees
