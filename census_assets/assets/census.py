@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from census_assets.core.cleaning import CleaningError, clean
-from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode, split_target
+from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode
 from census_assets.core.reporting import feature_importance, importance_chart_png
 from census_assets.core.schema import SchemaError, validate_source
-from census_assets.core.training import TrainedModel, gate_failure
+from census_assets.core.training import TrainedModel, compact_split, gate_failure
 from census_assets.distributed import DaskResource
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources import CensusSource, TrainingSettings
@@ -97,7 +97,7 @@ def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd
 @dg.asset(**census_asset, kinds={"lightgbm", "scikit-learn"}, code_version="1")
 def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskResource) -> dg.Output[dict]:
     """Mean accuracy of LightGBM over RepeatedStratifiedKFold (5 splits x 3 repeats)."""
-    X, y = split_target(features)
+    X, y = compact_split(features)  # uint8 dummies stay one byte a cell (README, Scale)
     # On a Dask cluster when CENSUS_DASK_ADDRESS is set: the same folds, one task each.
     result = dask.cross_validate(X, y, training.protocol, training.workers or None)
     folds = pd.DataFrame(
@@ -146,7 +146,7 @@ def lgbm_model(
     if (reason := gate_failure(cv_accuracy["mean"], training.accuracy_threshold)) is not None:
         raise refuse(f"refusing to fit lgbm_model: {reason}")
     vocabulary = Vocabulary.from_dict(features.attrs[VOCABULARY_ATTR])
-    X, y = split_target(features)
+    X, y = compact_split(features)
     started = time.perf_counter()
     # DaskLGBMClassifier on the cluster above CENSUS_DASK_FIT_MIN_ROWS rows, else a local fit.
     booster = dask.fit_final(X, y, vocabulary.feature_names, training.model_seed)
