@@ -211,16 +211,21 @@ def _load_json(store: ArtifactStore, name: str) -> dict:
 
 def _dump_model(store: ArtifactStore, name: str, model: TrainedModel) -> list[str]:
     # The text model is written last: it is what loaders look for, so it commits the set.
-    store.write_json(f"{name}.vocabulary.json", model.vocabulary.to_dict())
-    store.write_json(f"{name}.json", model.booster.dump_model())
+    written = [f"{name}.vocabulary.json", f"{name}.json"]
+    store.write_json(written[0], model.vocabulary.to_dict())
+    store.write_json(written[1], model.booster.dump_model())
+    if model.importance_chart is not None:
+        written.append(f"{name}.importance.png")
+        store.write_bytes(written[-1], model.importance_chart)
     store.write_bytes(f"{name}.txt", model.booster.model_to_string().encode())
-    return [f"{name}.txt", f"{name}.json", f"{name}.vocabulary.json"]
+    return [f"{name}.txt", *written]
 
 
 def _load_model(store: ArtifactStore, name: str) -> TrainedModel:
     booster = lgb.Booster(model_str=store.read_bytes(f"{name}.txt").decode())
     vocabulary = Vocabulary.from_dict(store.read_json(f"{name}.vocabulary.json"))
-    return TrainedModel(booster, vocabulary)
+    chart = f"{name}.importance.png"
+    return TrainedModel(booster, vocabulary, store.read_bytes(chart) if store.exists(chart) else None)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,8 @@ from census_assets.distributed import DaskResource
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources import CensusSource, TrainingSettings
 from census_assets.sources import BUNDLED_VOCABULARY, SourceError, bundled_file
-from census_assets.storage import CensusIOManager
 
 GROUP = "census"
-IMPORTANCE_CHART = "lgbm_model.importance.png"  # beside lgbm_model.txt in the storage
 OWNERS = ["team:ml-platform"]
 # Storage and source reads can fail transiently; deterministic errors opt out with allow_retries.
 STORAGE_RETRY = dg.RetryPolicy(
@@ -136,7 +134,6 @@ def lgbm_model(
     cv_accuracy: dict,
     training: TrainingSettings,
     dask: DaskResource,
-    io_manager: dg.ResourceParam[CensusIOManager],
 ) -> dg.Output[TrainedModel]:
     """The final LightGBM model on all rows, fitted only when the CV accuracy passes the gate.
 
@@ -154,10 +151,8 @@ def lgbm_model(
     names = booster.feature_name()
     importance = feature_importance(booster)
     chart = importance_chart_png(importance)
-    store = io_manager.store()
-    store.write_bytes(IMPORTANCE_CHART, chart)
     return dg.Output(
-        TrainedModel(booster, vocabulary),
+        TrainedModel(booster, vocabulary, importance_chart=chart),
         metadata={
             "cv_accuracy": float(cv_accuracy["mean"]),
             "trees": booster.num_trees(),
@@ -167,7 +162,6 @@ def lgbm_model(
             "trained_on": dask.address if dask.fits_on_cluster(len(y)) else "local",
             "feature_importance_top20": table_value(importance.round({"gain": 2, "gain_share": 4})),
             "feature_importance_chart": png_markdown(chart, "feature importance, top 20 by gain"),
-            "feature_importance_chart_path": dg.MetadataValue.path(store.url(IMPORTANCE_CHART)),
         },
     )
 

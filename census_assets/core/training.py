@@ -273,10 +273,12 @@ def gate_failure(accuracy: float, threshold: float) -> str | None:
 
 @dataclass
 class TrainedModel:
-    """A LightGBM booster and the vocabulary its features were encoded with."""
+    """A LightGBM booster, the vocabulary its features were encoded with, and optionally its
+    feature-importance chart (PNG), stored beside it."""
 
     booster: lgb.Booster
     vocabulary: Vocabulary
+    importance_chart: bytes | None = None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.booster.predict(X)
