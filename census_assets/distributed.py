@@ -118,11 +118,14 @@ def fit_final_on(
 # ---- DataFrames: clean and encode per partition ------------------------------------------------
 
 
-def read_partitioned(uri: str):
-    """A partitioned Parquet source (a directory or gs:// prefix of part files) as a Dask DataFrame."""
+def read_partitioned(uri: str, storage_options: dict | None = None):
+    """A partitioned Parquet source (a directory or gs:// prefix of part files) as a Dask DataFrame.
+
+    The workers read the parts themselves; storage_options (e.g. gcsfs's token) travel with the
+    tasks, the default credentials are each worker's own."""
     import dask.dataframe as dd
 
-    return dd.read_parquet(uri)
+    return dd.read_parquet(uri, storage_options=storage_options)
 
 
 def _empty_like_clean(raw_meta: pd.DataFrame) -> pd.DataFrame:

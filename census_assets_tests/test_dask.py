@@ -59,29 +59,51 @@ def test_cv_on_the_cluster_is_bit_identical_to_local(cluster, census):
     assert remote.threads_per_fit == 1 and remote.workers == 2
 
 
-def test_dask_dataframe_features_equal_pandas(cluster, bundled_raw, tmp_path):
-    import dask.dataframe as dd
+def source_with_cross_partition_duplicates(raw: pd.DataFrame) -> list[pd.DataFrame]:
+    """The table plus 500 repeated rows, cut into 4 parts: only a global dedupe removes the
+    repeats (they sit in another part than their originals), as pandas does."""
+    table = pd.concat([raw, raw.head(500)], ignore_index=True)
+    return [table.iloc[i::4] for i in range(4)]
 
-    _, client = cluster
-    # Duplicates across partitions: only a global dedupe removes them, as pandas does.
-    raw = pd.concat([bundled_raw, bundled_raw.head(500)], ignore_index=True)
-    dd.from_pandas(raw, npartitions=4).to_parquet(tmp_path / "source")
-    assert len(list((tmp_path / "source").glob("*.parquet"))) == 4
 
-    cleaned = clean_partitioned(read_partitioned(str(tmp_path / "source")))
+def assert_dask_features_equal_pandas(parts: list[pd.DataFrame], uri: str, storage_options=None):
+    cleaned = clean_partitioned(read_partitioned(uri, storage_options))
     vocabulary = fit_vocabulary_partitioned(cleaned)
     got = encode_partitioned(cleaned, vocabulary).compute()
 
-    expected_clean = clean(raw)
+    expected_clean = clean(pd.concat(parts))
     assert vocabulary == Vocabulary.fit(expected_clean)
     expected = encode(expected_clean, vocabulary).frame
     assert list(got.columns) == list(expected.columns) and got.dtypes.equals(expected.dtypes)
-    # Same rows, in the shuffle's order: compare as sorted tables.
-    def ordered(frame):
+
+    def ordered(frame):  # same rows, in the shuffle's order: compare as sorted tables
         return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
     assert len(got) == len(expected) == 32537
     pd.testing.assert_frame_equal(ordered(got), ordered(expected))
+
+
+def test_dask_dataframe_features_equal_pandas(cluster, bundled_raw, tmp_path):
+    parts = source_with_cross_partition_duplicates(bundled_raw)
+    (tmp_path / "source").mkdir()
+    for i, part in enumerate(parts):
+        part.to_parquet(tmp_path / "source" / f"part.{i}.parquet")
+    assert_dask_features_equal_pandas(parts, str(tmp_path / "source"))
+
+
+def test_dask_dataframe_reads_partitioned_parquet_from_gcs(cluster, bundled_raw, gcs_emulator):
+    import gcsfs
+
+    # The workers were started before the emulator: they get its endpoint with the tasks.
+    options = {"token": "anon", "endpoint_url": os.environ["STORAGE_EMULATOR_HOST"]}
+    fs = gcsfs.GCSFileSystem(skip_instance_cache=True, **options)
+    fs.mkdir("census-dask")
+    parts = source_with_cross_partition_duplicates(bundled_raw)
+    for i, part in enumerate(parts):
+        with fs.open(f"census-dask/raw/part.{i}.parquet", "wb") as handle:
+            part.to_parquet(handle)
+    assert len(fs.ls("census-dask/raw")) == 4
+    assert_dask_features_equal_pandas(parts, "gs://census-dask/raw/", options)
 
 
 def test_lightgbm_machines_pins_one_port_per_worker():
