@@ -30,7 +30,7 @@ EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiproce
 
 
 def executor_for(name: str) -> dg.ExecutorDefinition:
-    """`k8s`: every step in its own Kubernetes pod (dagster-k8s, the `k8s` extra; README, Scale)."""
+    """`k8s`: every step in its own Kubernetes pod (dagster-k8s, the `k8s` extra; docs/scale.md)."""
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

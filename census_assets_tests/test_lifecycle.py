@@ -175,7 +175,7 @@ def test_better_model_is_promoted_with_history_in_metadata(lineage):
     # The version directory holds the model in open formats, the drift reference and a manifest.
     files = {p.name for p in (lineage["after_B"] / "models" / lineage["version_B"]).iterdir()}
     assert files == {
-        "model.txt", "model.json", "model.vocabulary.json",
+        "model.txt", "model.json", "model.vocabulary.json", "model.importance.png",
         "reference_profile.json", "training_metrics.json", "manifest.json",
     }
 

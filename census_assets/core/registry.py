@@ -3,7 +3,7 @@
 No Dagster here: the registry works on any store with `census_assets.storage.ArtifactStore`'s
 methods, so the same code serves a local directory and gs://. Layout under the storage base:
 
-  models/<version>/model.txt, model.json, model.vocabulary.json   the model, as the IO manager writes it
+  models/<version>/model.txt, model.json, model.vocabulary.json, model.importance.png   the model, as the IO manager writes it
   models/<version>/reference_profile.json, training_metrics.json  what drift and audits compare against
   models/<version>/manifest.json      written last: a version without it was never completed
   promotions/<utc-time>-<action>-<version>.json   one object per promotion or rollback, never rewritten
