@@ -106,11 +106,6 @@ class GcsObjects:
         # Whole objects are idempotent to re-send, so uploads are retried too.
         self._call("writing", name, lambda: self._blob(name).upload_from_string(data, **self._policy))
 
-    def size(self, name: str) -> int:
-        blob = self._blob(name)
-        self._call("reading", name, lambda: blob.reload(**self._policy))
-        return int(blob.size)
-
     @property
     def _policy(self) -> dict:
         return {"retry": self.retry, "timeout": self.timeout}
@@ -155,11 +150,6 @@ class ArtifactStore:
             return self.gcs.exists(name)
         return self.path(name).exists()
 
-    def size(self, name: str) -> int:
-        if self.gcs is not None:
-            return self.gcs.size(name)
-        return self.path(name).stat().st_size
-
     def read_bytes(self, name: str) -> bytes:
         if self.gcs is not None:
             return self.gcs.read(name)
@@ -185,40 +175,42 @@ class ArtifactStore:
         return json.loads(self.read_bytes(name))
 
     def write_json(self, name: str, value: Any) -> None:
-        self.write_bytes(name, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
+        self.write_bytes(name, json_bytes(value))
 
 
-def _dump_frame(store: ArtifactStore, name: str, frame: pd.DataFrame) -> list[str]:
+def json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _encode_frame(name: str, frame: pd.DataFrame) -> dict[str, bytes]:
     buffer = io.BytesIO()
     # pandas keeps frame.attrs (the feature vocabulary) in the Parquet key-value metadata.
     frame.to_parquet(buffer, compression="zstd", index=False)
-    store.write_bytes(f"{name}.parquet", buffer.getvalue())
-    return [f"{name}.parquet"]
+    return {f"{name}.parquet": buffer.getvalue()}
 
 
 def _load_frame(store: ArtifactStore, name: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(store.read_bytes(f"{name}.parquet")))
 
 
-def _dump_json(store: ArtifactStore, name: str, value: dict) -> list[str]:
-    store.write_json(f"{name}.json", value)
-    return [f"{name}.json"]
+def _encode_json(name: str, value: dict) -> dict[str, bytes]:
+    return {f"{name}.json": json_bytes(value)}
 
 
 def _load_json(store: ArtifactStore, name: str) -> dict:
     return store.read_json(f"{name}.json")
 
 
-def _dump_model(store: ArtifactStore, name: str, model: TrainedModel) -> list[str]:
-    # The text model is written last: it is what loaders look for, so it commits the set.
-    written = [f"{name}.vocabulary.json", f"{name}.json"]
-    store.write_json(written[0], model.vocabulary.to_dict())
-    store.write_json(written[1], model.booster.dump_model())
+def _encode_model(name: str, model: TrainedModel) -> dict[str, bytes]:
+    files = {
+        f"{name}.vocabulary.json": json_bytes(model.vocabulary.to_dict()),
+        f"{name}.json": json_bytes(model.booster.dump_model()),
+    }
     if model.importance_chart is not None:
-        written.append(f"{name}.importance.png")
-        store.write_bytes(written[-1], model.importance_chart)
-    store.write_bytes(f"{name}.txt", model.booster.model_to_string().encode())
-    return [f"{name}.txt", *written]
+        files[f"{name}.importance.png"] = model.importance_chart
+    # The text model comes last: it is what loaders look for, so it commits the set.
+    files[f"{name}.txt"] = model.booster.model_to_string().encode()
+    return files
 
 
 def _load_model(store: ArtifactStore, name: str) -> TrainedModel:
@@ -230,14 +222,21 @@ def _load_model(store: ArtifactStore, name: str) -> TrainedModel:
 
 @dataclass(frozen=True)
 class Codec:
-    dump: Callable[[ArtifactStore, str, Any], list[str]]
+    encode: Callable[[str, Any], dict[str, bytes]]
     load: Callable[[ArtifactStore, str], Any]
+
+    def dump(self, store: ArtifactStore, name: str, obj: Any) -> dict[str, bytes]:
+        """Write obj's objects in order and return them, so callers size or hash them unread."""
+        files = self.encode(name, obj)
+        for key, data in files.items():
+            store.write_bytes(key, data)
+        return files
 
 
 CODECS: dict[type, Codec] = {
-    pd.DataFrame: Codec(_dump_frame, _load_frame),
-    dict: Codec(_dump_json, _load_json),
-    TrainedModel: Codec(_dump_model, _load_model),
+    pd.DataFrame: Codec(_encode_frame, _load_frame),
+    dict: Codec(_encode_json, _load_json),
+    TrainedModel: Codec(_encode_model, _load_model),
 }
 
 
@@ -269,13 +268,14 @@ class CensusIOManager(dg.ConfigurableIOManager):
         store = self.store()
         name = "_".join(context.asset_key.path)
         try:
-            written = codec_for(type(obj)).dump(store, name, obj)
+            files = codec_for(type(obj)).dump(store, name, obj)
         except BucketNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        sizes = {key: store.size(key) for key in written}
+        sizes = {key: len(data) for key, data in files.items()}
         context.add_output_metadata(
             {
-                "path": dg.MetadataValue.path(store.url(written[0])),
+                # The last object written is the asset's own file (the model's .txt).
+                "path": dg.MetadataValue.path(store.url(next(reversed(files)))),
                 "size_bytes": sum(sizes.values()),
                 "files": dg.MetadataValue.json(sizes),
             }

@@ -81,24 +81,25 @@ class Registry:
     def publish(
         self,
         version: str,
-        write_model: Callable[[str], list[str]],
+        write_model: Callable[[str], Mapping[str, bytes]],
         extra_json: Mapping[str, Any],
     ) -> bool:
-        """Write a version once: the model via `write_model(name)`, the JSON files, the manifest.
+        """Write a version once: the model via `write_model(name)` (returns the objects it wrote),
+        the JSON files, then the manifest of their hashes.
 
         Returns False (and writes nothing) when the version is already complete.
         """
         if self.is_published(version):
             return False
         prefix = self.prefix(version)
-        written = [name.removeprefix(prefix + "/") for name in write_model(self.model_name(version))]
-        for name, value in extra_json.items():
-            self.store.write_bytes(f"{prefix}/{name}", _json(value))
-            written.append(name)
-        manifest = {
-            name: hashlib.sha256(self.store.read_bytes(f"{prefix}/{name}")).hexdigest()
-            for name in written
+        written = {
+            name.removeprefix(prefix + "/"): data
+            for name, data in write_model(self.model_name(version)).items()
         }
+        for name, value in extra_json.items():
+            written[name] = _json(value)
+            self.store.write_bytes(f"{prefix}/{name}", written[name])
+        manifest = {name: hashlib.sha256(data).hexdigest() for name, data in written.items()}
         self.store.write_bytes(f"{prefix}/{MANIFEST}", _json({"version": version, "files": manifest}))
         return True
 
