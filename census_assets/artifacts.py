@@ -1,4 +1,5 @@
-"""Format-aware artifact storage, local or gs://, and the Dagster IO manager on top of it.
+"""Format-aware artifact storage, local or gs://, without Dagster: the store, the codecs, and the
+verified loading of the production model, shared by the IO manager, the registry and the CLI.
 
 Objects live at `<base>/<asset_name>.<ext>` in open formats: DataFrames as Parquet, dicts as JSON,
 models as LightGBM text (+ JSON dump + vocabulary JSON). Never pickle. Every write is atomic:
@@ -10,25 +11,39 @@ errors (429, 5xx, timeouts, dropped connections) with exponential backoff within
 (CENSUS_GCS_RETRY_DEADLINE). gcsfs's own retries cannot be bounded in time, so it only lists.
 """
 
+import base64
+import binascii
 import functools
 import io
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-import dagster as dg
 import lightgbm as lgb
 import pandas as pd
 from upath import UPath
 
 from census_assets.core.features import Vocabulary
+from census_assets.core.registry import Registry
 from census_assets.core.training import TrainedModel
 from census_assets.settings import DEFAULT_GCS_RETRY_DEADLINE, GCS_RETRY_DEADLINE
 
 LOCAL_PROTOCOLS = ("", "file", "local")
 GCS_PROTOCOLS = ("gs", "gcs")
+
+
+def service_account_info(key_base64: str) -> dict:
+    """A base64-encoded service-account JSON key (GCP_CREDENTIALS, as dagster-gcp takes it)."""
+    try:
+        info = json.loads(base64.b64decode(key_base64, validate=True))
+    except (binascii.Error, ValueError):
+        info = None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ValueError("GCP_CREDENTIALS is not a base64-encoded service-account JSON key")
+    return info
 
 
 class StorageError(OSError):
@@ -45,8 +60,6 @@ def _gcs_client(emulator_host: str | None, credentials: str | None):
     from google.cloud import storage
 
     if credentials:
-        from census_assets.gcp import service_account_info
-
         return storage.Client.from_service_account_info(service_account_info(credentials))
     return storage.Client(project=None)
 
@@ -128,9 +141,7 @@ class ArtifactStore:
             # Listings (registry versions) must see objects just written through the other client.
             options.setdefault("use_listings_cache", False)
             if gcp_credentials:
-                from census_assets.gcp import service_account_info
-
-                options.setdefault("token", service_account_info(gcp_credentials))
+                        options.setdefault("token", service_account_info(gcp_credentials))
             bucket, _, prefix = self.base_url.split("://", 1)[1].partition("/")
             self.gcs = GcsObjects(bucket, prefix, retry_deadline, gcp_credentials)
         self.base = UPath(self.base_url, **options)
@@ -250,37 +261,7 @@ def codec_for(python_type: Any) -> Codec:
     )
 
 
-class CensusIOManager(dg.ConfigurableIOManager):
-    """Stores each asset at `<base_url>/<asset_name>.<ext>` in an open format (local or gs://)."""
-
-    base_url: str
-    gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
-    """CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// read or write retries transient errors."""
-    gcp_credentials: str | None = None
-    """GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials."""
-
-    def store(self) -> ArtifactStore:
-        return ArtifactStore(
-            self.base_url, retry_deadline=self.gcs_retry_deadline, gcp_credentials=self.gcp_credentials
-        )
-
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        store = self.store()
-        name = "_".join(context.asset_key.path)
-        try:
-            files = codec_for(type(obj)).dump(store, name, obj)
-        except BucketNotFoundError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        sizes = {key: len(data) for key, data in files.items()}
-        context.add_output_metadata(
-            {
-                # The last object written is the asset's own file (the model's .txt).
-                "path": dg.MetadataValue.path(store.url(next(reversed(files)))),
-                "size_bytes": sum(sizes.values()),
-                "files": dg.MetadataValue.json(sizes),
-            }
-        )
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        name = "_".join(context.asset_key.path)
-        return codec_for(context.dagster_type.typing_type).load(self.store(), name)
+def load_production(registry: Registry) -> tuple[dict, TrainedModel]:
+    """The production pointer and the model it names."""
+    pointer = registry.production()
+    return pointer, codec_for(TrainedModel).load(registry.store, registry.model_name(pointer["version"]))

@@ -27,8 +27,8 @@ import psutil
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode
 from census_assets.core.scaling import replicate
-from census_assets.core.training import CVProtocol, compact_split, cross_validate, fit_final
-from census_assets.sources import BUNDLED_TRAIN, bundled_file
+from census_assets.core.training import compact_split, cross_validate, fit_final
+from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
 
 
 def reference_clean(df: pd.DataFrame) -> pd.DataFrame:
@@ -53,13 +53,14 @@ def reference_features(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_cv(df: pd.DataFrame) -> list[float]:
-    from lightgbm import LGBMClassifier
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+
+    from census_assets.core.lightgbm_runtime import lightgbm
 
     y = df["never_married"].values
     X = df.drop(columns=["never_married"]).values  # an object matrix, as the reference has it
     cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=1)
-    model = LGBMClassifier(random_state=CVProtocol().model_seed, verbose=-1)
+    model = lightgbm().LGBMClassifier(verbose=-1)  # the reference's LGBMClassifier(); verbose changes no tree
     # The reference's joblib workers get LightGBM's default (busy) OpenMP waiting, not ours.
     passive = os.environ.pop("OMP_WAIT_POLICY", None)
     try:

@@ -14,13 +14,13 @@ import sys
 
 import pandas as pd
 
+from census_assets.artifacts import ArtifactStore, load_production
 from census_assets.core.registry import Registry, RegistryError
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError, score
-from census_assets.core.training import TrainedModel
-from census_assets.settings import GCP_CREDENTIALS, SettingsError, load_settings
-from census_assets.sources import SourceError, file_format, read_file
-from census_assets.storage import ArtifactStore, codec_for
+from census_assets.settings import GCP_CREDENTIALS, SettingsError, load_environment
+from census_assets.sources.common import SourceError
+from census_assets.sources.files import file_format, read_file
 
 
 class CliError(Exception):
@@ -29,19 +29,14 @@ class CliError(Exception):
 
 def registry(storage: str | None) -> Registry:
     # The pipeline's own settings: the same storage and, on gs://, the same retry deadline and key.
-    settings = load_settings()
+    environment = load_environment()
     return Registry(
         ArtifactStore(
-            storage or settings.storage_url,
-            retry_deadline=settings.gcs_retry_deadline,
+            storage or environment.storage_url,
+            retry_deadline=environment.gcs_retry_deadline,
             gcp_credentials=os.environ.get(GCP_CREDENTIALS) or None,
         )
     )
-
-
-def load_production(reg: Registry) -> tuple[dict, TrainedModel]:
-    pointer = reg.production()
-    return pointer, codec_for(TrainedModel).load(reg.store, reg.model_name(pointer["version"]))
 
 
 def read_input(path: str) -> pd.DataFrame:

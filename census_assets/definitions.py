@@ -2,30 +2,27 @@
 
 import dagster as dg
 
-from census_assets.assets.census import census_assets, raw_census
-from census_assets.assets.feature_table import (
-    WAREHOUSE_IO_MANAGER,
-    FeatureWarehouse,
-    UnpublishedIOManager,
-    feature_table,
-)
-from census_assets.assets.lifecycle import LifecycleSettings, lifecycle_assets, rollback_production
-from census_assets.automation import (
-    GATED_EAGER,
-    AlertNotifier,
-    census_automation,
-    census_pipeline,
-    census_run_failure_alert,
-    census_source_changed,
-    weekly_retrain,
-)
-from census_assets.checks import cv_accuracy_meets_threshold
-from census_assets.distributed import DaskResource
-from census_assets.lifecycle_checks import lifecycle_checks
-from census_assets.resources import CensusSource, TrainingSettings
-from census_assets.settings import GCP_CREDENTIALS, Settings, load_settings
-from census_assets.storage import CensusIOManager
+from census_assets.assets.census import TRAINING_ASSETS, raw_census
+from census_assets.assets.evaluation import drift, holdout_metrics
+from census_assets.assets.feature_table import feature_table
+from census_assets.assets.promotion import production_model
+from census_assets.assets.scoring import scored_census
+from census_assets.automation.conditions import GATED_EAGER
+from census_assets.automation.jobs import census_pipeline, rollback_production
+from census_assets.automation.schedules import weekly_retrain
+from census_assets.automation.sensors import census_automation, census_run_failure_alert, census_source_changed
+from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
+from census_assets.checks.training import cv_accuracy_meets_threshold
+from census_assets.io_manager import CensusIOManager
+from census_assets.resources.dask import DaskResource
+from census_assets.resources.lifecycle import LifecycleSettings
+from census_assets.resources.notifier import AlertNotifier
+from census_assets.resources.source import CensusSource
+from census_assets.resources.training import TrainingSettings
+from census_assets.resources.warehouse import WAREHOUSE_IO_MANAGER, FeatureWarehouse, UnpublishedIOManager
+from census_assets.settings import GCP_CREDENTIALS, Environment, load_environment
 
+LIFECYCLE_ASSETS = [holdout_metrics, drift, production_model, scored_census]
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
@@ -38,42 +35,42 @@ def executor_for(name: str) -> dg.ExecutorDefinition:
     return EXECUTORS[name]
 
 
-def gcp_key(settings: Settings) -> dg.EnvVar | None:
+def gcp_key(environment: Environment) -> dg.EnvVar | None:
     """A service-account key from GCP_CREDENTIALS, resolved when a step runs (the UI shows only the
     variable's name); None: Google's application default credentials."""
-    return dg.EnvVar(GCP_CREDENTIALS) if settings.gcp_key_in_env else None
+    return dg.EnvVar(GCP_CREDENTIALS) if environment.gcp_key_in_env else None
 
 
-def warehouse_io_manager(settings: Settings) -> dg.ConfigurableIOManager:
+def warehouse_io_manager(environment: Environment) -> dg.ConfigurableIOManager:
     """gcp: feature_table goes to BigQuery (queries and loads billed to GCP_PROJECT); local: none."""
-    if settings.deployment != "gcp":
+    if environment.deployment != "gcp":
         return UnpublishedIOManager()
     from dagster_gcp_pandas import BigQueryPandasIOManager  # seconds to import: only when used
 
     return BigQueryPandasIOManager(
-        project=settings.gcp_project, dataset=settings.bq_dataset, gcp_credentials=gcp_key(settings)
+        project=environment.gcp_project, dataset=environment.bq_dataset, gcp_credentials=gcp_key(environment)
     )
 
 
-def build_resources(settings: Settings) -> dict:
+def build_resources(environment: Environment) -> dict:
     return {
         "io_manager": CensusIOManager(
-            base_url=settings.storage_url,
-            gcs_retry_deadline=settings.gcs_retry_deadline,
-            gcp_credentials=gcp_key(settings),
+            base_url=environment.storage_url,
+            gcs_retry_deadline=environment.gcs_retry_deadline,
+            gcp_credentials=gcp_key(environment),
         ),
         "source": CensusSource(
-            uri=settings.source, project=settings.gcp_project, gcp_credentials=gcp_key(settings)
+            uri=environment.source, project=environment.gcp_project, gcp_credentials=gcp_key(environment)
         ),
-        "warehouse": FeatureWarehouse(project=settings.gcp_project, dataset=settings.bq_dataset),
-        WAREHOUSE_IO_MANAGER: warehouse_io_manager(settings),
+        "warehouse": FeatureWarehouse(project=environment.gcp_project, dataset=environment.bq_dataset),
+        WAREHOUSE_IO_MANAGER: warehouse_io_manager(environment),
         "training": TrainingSettings(
-            accuracy_threshold=settings.accuracy_threshold, workers=settings.workers
+            accuracy_threshold=environment.accuracy_threshold, workers=environment.workers
         ),
         "lifecycle": LifecycleSettings(),
-        "notifier": AlertNotifier(webhook_url=settings.alert_webhook_url),
+        "notifier": AlertNotifier(webhook_url=environment.alert_webhook_url),
         "dask": DaskResource(
-            address=settings.dask_address, distributed_fit_min_rows=settings.dask_fit_min_rows
+            address=environment.dask_address, distributed_fit_min_rows=environment.dask_fit_min_rows
         ),
     }
 
@@ -89,34 +86,34 @@ def with_automation(assets: list) -> list:
     )
 
 
-def with_deployment_kinds(assets: list, settings: Settings) -> list:
+def with_deployment_kinds(assets: list, environment: Environment) -> list:
     """Kinds that depend on where data lives, so the UI shows it: `gcs` on every asset the IO
     manager stores when the storage is gs://, `bigquery` on raw_census when the source is bq://."""
 
     def add_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
         kinds = set(spec.kinds)
-        if settings.storage_url.startswith("gs://") and spec.key != feature_table.key:
+        if environment.storage_url.startswith("gs://") and spec.key != feature_table.key:
             kinds.add("gcs")
-        if settings.source.startswith("bq://") and spec.key == raw_census.key:
+        if environment.source.startswith("bq://") and spec.key == raw_census.key:
             kinds.add("bigquery")
         return spec if kinds == set(spec.kinds) else spec.replace_attributes(kinds=kinds)
 
     return dg.map_asset_specs(add_kinds, assets)
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(environment: Environment) -> dg.Definitions:
     return dg.Definitions(
         assets=with_deployment_kinds(
-            with_automation([*census_assets, feature_table, *lifecycle_assets]), settings
+            with_automation([*TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS]), environment
         ),
-        asset_checks=[cv_accuracy_meets_threshold, *lifecycle_checks],
+        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS],
         jobs=[census_pipeline, rollback_production],
         schedules=[weekly_retrain],
         sensors=[census_source_changed, census_automation, census_run_failure_alert],
-        resources=build_resources(settings),
+        resources=build_resources(environment),
         # The graph is a chain: one process avoids paying a Python start-up per step.
-        executor=executor_for(settings.executor),
+        executor=executor_for(environment.executor),
     )
 
 
-defs = build_definitions(load_settings())
+defs = build_definitions(load_environment())

@@ -19,22 +19,16 @@ OMP_WAIT_POLICY=PASSIVE, as census_assets.core.training sets for local runs.
 
 import math
 import time
-from contextlib import contextmanager
 
-import dagster as dg
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from census_assets.core import training
 from census_assets.core.cleaning import clean
 from census_assets.core.features import CATEGORICAL_COLUMNS, Vocabulary, encode
 from census_assets.core.training import CVProtocol, CVResult
-from census_assets.settings import DEFAULT_DASK_FIT_MIN_ROWS
-
-DEFAULT_LIGHTGBM_PORT = 12400
-
+from census_assets.settings import DEFAULT_LIGHTGBM_PORT
 
 # ---- CV: one task per fold ---------------------------------------------------------------------
 
@@ -158,55 +152,3 @@ def encode_partitioned(cleaned, vocabulary: Vocabulary):
     """core.encode on every partition with one fixed vocabulary: the same columns everywhere."""
     meta = _encode_partition(cleaned._meta, vocabulary)
     return cleaned.map_partitions(_encode_partition, vocabulary, meta=meta)
-
-
-# ---- the Dagster resource ----------------------------------------------------------------------
-
-
-class DaskResource(dg.ConfigurableResource):
-    """Where the heavy compute runs: a Dask scheduler address, or locally when empty."""
-
-    address: str = Field(
-        default="",
-        description="CENSUS_DASK_ADDRESS: Dask scheduler, e.g. tcp://scheduler:8786; empty = run locally",
-    )
-    distributed_fit_min_rows: int = Field(
-        default=DEFAULT_DASK_FIT_MIN_ROWS,
-        description="CENSUS_DASK_FIT_MIN_ROWS: from this many rows the final model trains with "
-        "DaskLGBMClassifier on the cluster; below, locally",
-    )
-    lightgbm_port: int = Field(
-        default=DEFAULT_LIGHTGBM_PORT,
-        description="first of the ports LightGBM listens on (all interfaces), one per worker: firewall them",
-    )
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address.strip())
-
-    @contextmanager
-    def client(self):
-        from distributed import Client
-
-        client = Client(self.address.strip(), timeout="30s")
-        try:
-            yield client
-        finally:
-            client.close()
-
-    def cross_validate(
-        self, X: training.Features, y: np.ndarray, protocol: CVProtocol, workers: int | None = None
-    ) -> CVResult:
-        if not self.enabled:
-            return training.cross_validate(X, y, protocol, workers)
-        with self.client() as client:
-            return cross_validate_on(client, X, y, protocol)
-
-    def fits_on_cluster(self, rows: int) -> bool:
-        return self.enabled and rows >= self.distributed_fit_min_rows
-
-    def fit_final(self, X: training.Features, y: np.ndarray, feature_names: list[str], model_seed: int) -> lgb.Booster:
-        if not self.fits_on_cluster(len(y)):
-            return training.fit_final(X, y, feature_names, model_seed)
-        with self.client() as client:
-            return fit_final_on(client, X, y, feature_names, model_seed, self.lightgbm_port)

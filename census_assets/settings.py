@@ -1,12 +1,15 @@
 """The public configuration surface: environment variable names, defaults and validation.
 
-One place decides each setting; every other module asks `load_settings()`.
+One place decides each setting; every other module asks `load_environment()`. The Dagster
+resources (`census_assets.resources`) are configured from it in `census_assets.definitions`.
 """
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from census_assets.sources.common import BUNDLED_SOURCE
 
 SOURCE = "CENSUS_SOURCE"
 STORAGE_URL = "CENSUS_STORAGE_URL"
@@ -25,11 +28,12 @@ GCS_RETRY_DEADLINE = "CENSUS_GCS_RETRY_DEADLINE"
 # A base64-encoded service-account JSON key; read through dg.EnvVar, so the UI never shows it.
 GCP_CREDENTIALS = "GCP_CREDENTIALS"
 
-BUNDLED_SOURCE = "bundled"
 DEFAULT_STORAGE_DIR = "census_storage"
 DEFAULT_ACCURACY_THRESHOLD = 0.8
 # From this many rows the final model trains on the Dask cluster (when one is configured).
 DEFAULT_DASK_FIT_MIN_ROWS = 2_000_000
+# The first of the ports LightGBM listens on in a distributed fit, one per Dask worker.
+DEFAULT_LIGHTGBM_PORT = 12400
 DEPLOYMENTS = ("local", "gcp")
 GCP_DEFAULT_SOURCE = "bq://bigquery-public-data.ml_datasets.census_adult_income"
 DEFAULT_GCS_PREFIX = "census_assets"
@@ -43,7 +47,9 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Environment:
+    """The deployment as the environment variables describe it, validated."""
+
     deployment: str
     source: str
     storage_url: str
@@ -148,8 +154,8 @@ def _deployment_settings(environ: Mapping[str, str]) -> dict:
     )
 
 
-def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
-    return Settings(
+def load_environment(environ: Mapping[str, str] = os.environ) -> Environment:
+    return Environment(
         **_deployment_settings(environ),
         accuracy_threshold=_threshold(environ),
         executor=_choice(environ, EXECUTOR, EXECUTORS),

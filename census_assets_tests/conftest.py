@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from census_assets.core.cleaning import clean
-from census_assets.sources import BUNDLED_TRAIN, bundled_file
+from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
 
 pytest_plugins = [
     "census_assets_tests.ui_support",  # webserver and browser fixtures

@@ -2,17 +2,17 @@
 
 import dagster as dg
 
-from census_assets.assets.census import census_assets
-from census_assets.checks import cv_accuracy_meets_threshold
+from census_assets.assets.census import TRAINING_ASSETS
+from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.definitions import build_resources
-from census_assets.settings import load_settings
+from census_assets.settings import load_environment
 
 
 def materialize_census(env: dict, selection=None, instance=None) -> dg.ExecuteInProcessResult:
     """Run the census graph in-process with settings read from an env-like mapping."""
     return dg.materialize(
-        [*census_assets, cv_accuracy_meets_threshold],
-        resources=build_resources(load_settings(env)),
+        [*TRAINING_ASSETS, cv_accuracy_meets_threshold],
+        resources=build_resources(load_environment(env)),
         selection=selection,
         instance=instance,
         raise_on_error=False,

@@ -77,7 +77,9 @@ def test_feature_vocabulary_is_stored_in_the_parquet_file(good_run):
 
 def test_metadata_describes_each_asset(good_run):
     result = good_run[0]
-    by_asset = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    by_asset = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
     assert by_asset["raw_census"]["dagster/row_count"].value == 32561
     assert by_asset["clean_census"]["dagster/row_count"].value == 32537
     assert by_asset["features"]["feature_count"].value == 94
@@ -128,7 +130,10 @@ def write_source(tmp_path, frame: pd.DataFrame, name="source.csv"):
     [
         (lambda df: df.drop(columns=["occupation"]), "missing required column(s): occupation"),
         (lambda df: df.head(0), "the table has no rows"),
-        (lambda df: df.astype({"age": str}).assign(age=lambda d: d["age"].where(d.index != 5, "forty")), "column 'age' must be integer"),
+        (
+            lambda df: df.astype({"age": str}).assign(age=lambda d: d["age"].where(d.index != 5, "forty")),
+            "column 'age' must be integer",
+        ),
     ],
     ids=["missing-column", "empty-table", "non-numeric-age"],
 )

@@ -4,6 +4,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from census_assets.artifacts import ArtifactStore, codec_for
 from census_assets.core.features import Vocabulary
 from census_assets.core.registry import (
     POINTER,
@@ -13,7 +14,6 @@ from census_assets.core.registry import (
     model_version,
 )
 from census_assets.core.training import TrainedModel
-from census_assets.storage import ArtifactStore, codec_for
 
 pytestmark = pytest.mark.lifecycle
 

@@ -1,13 +1,13 @@
 """The code location loads; jobs, schedule and sensor resolve; the sensor follows the source."""
 
 import dagster as dg
-import pytest
 
 from census_assets import defs
-from census_assets.automation import census_source_changed, weekly_retrain
+from census_assets.automation.schedules import weekly_retrain
+from census_assets.automation.sensors import census_source_changed
 from census_assets.definitions import build_definitions
-from census_assets.resources import CensusSource
-from census_assets.settings import load_settings
+from census_assets.resources.source import CensusSource
+from census_assets.settings import load_environment
 
 
 def test_definitions_load_and_resolve():
@@ -30,7 +30,7 @@ def test_automations_are_off_by_default():
 
 
 def test_multiprocess_executor_is_a_setting():
-    settings = load_settings({"CENSUS_EXECUTOR": "multiprocess"})
+    settings = load_environment({"CENSUS_EXECUTOR": "multiprocess"})
     assert build_definitions(settings).resolve_job_def("census_pipeline").executor_def.name == "multiprocess"
 
 
@@ -75,7 +75,7 @@ def test_bundled_source_has_a_stable_fingerprint():
 
 def test_kinds_show_where_the_data_lives():
     def kinds(env: dict) -> dict:
-        graph = build_definitions(load_settings(env)).get_repository_def().asset_graph
+        graph = build_definitions(load_environment(env)).get_repository_def().asset_graph
         return {key.to_user_string(): graph.get(key).kinds for key in graph.get_all_asset_keys()}
 
     local = kinds({})

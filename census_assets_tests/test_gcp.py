@@ -12,22 +12,16 @@ import pandas as pd
 import pytest
 from google.cloud import bigquery, storage
 
-from census_assets.assets.census import census_assets
-from census_assets.assets.feature_table import feature_table
-from census_assets.assets.lifecycle import lifecycle_assets
-from census_assets.checks import cv_accuracy_meets_threshold
+from census_assets.artifacts import ArtifactStore, service_account_info
+from census_assets.assets.census import TRAINING_ASSETS
+from census_assets.assets.feature_table import feature_table, warehouse_column_names
+from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
+from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.core.registry import MANIFEST, POINTER
-from census_assets.definitions import build_definitions, build_resources
-from census_assets.gcp import (
-    BigQueryNameError,
-    parse_table_uri,
-    service_account_info,
-    warehouse_column_names,
-)
-from census_assets.lifecycle_checks import lifecycle_checks
-from census_assets.resources import CensusSource
-from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_settings
-from census_assets.storage import ArtifactStore
+from census_assets.definitions import LIFECYCLE_ASSETS, build_definitions, build_resources
+from census_assets.resources.source import CensusSource
+from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_environment
+from census_assets.sources.bigquery import BigQueryNameError, parse_table_uri
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
 pytestmark = pytest.mark.gcp
@@ -46,15 +40,15 @@ READ_OPTIONS = {"token": "anon", "skip_instance_cache": True}
 ARTIFACTS = ["raw_census.parquet", "clean_census.parquet", "features.parquet", "cv_accuracy.json", "lgbm_model.txt"]
 
 
-CENSUS_GRAPH = [*census_assets, feature_table, cv_accuracy_meets_threshold]
+CENSUS_GRAPH = [*TRAINING_ASSETS, feature_table, cv_accuracy_meets_threshold]
 # The whole code location: training, the feature table, and the model's lifecycle (registry on GCS).
-WHOLE_GRAPH = [*CENSUS_GRAPH, *lifecycle_assets, *lifecycle_checks]
+WHOLE_GRAPH = [*CENSUS_GRAPH, *LIFECYCLE_ASSETS, *LIFECYCLE_CHECKS]
 
 
 def run(env: dict, selection=None, graph=CENSUS_GRAPH) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         graph,
-        resources=build_resources(load_settings(env)),
+        resources=build_resources(load_environment(env)),
         selection=selection,
         raise_on_error=False,
     )
@@ -128,7 +122,8 @@ def test_gcp_run_materialises_everything_from_bigquery(gcp_run, bigquery_client)
         "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table",
         "holdout_metrics", "drift", "production_model", "scored_census",
     }  # fmt: skip
-    [raw] = [e.materialization for e in gcp_run.get_asset_materialization_events() if e.asset_key.path == ["raw_census"]]
+    events = gcp_run.get_asset_materialization_events()
+    [raw] = [e.materialization for e in events if e.asset_key.path == ["raw_census"]]
     table = bigquery_client.get_table(PUBLIC_TABLE)
     assert raw.metadata["bigquery_num_rows"].value == 32561
     assert raw.metadata["bigquery_last_modified"].value == table.modified.isoformat()
@@ -297,7 +292,7 @@ def test_a_service_account_key_from_an_env_var_is_used_for_gcs(bucket, token_end
     key = base64.b64encode(json.dumps(token_endpoint.service_account_key(BQ_PROJECT)).encode()).decode()
     monkeypatch.setenv("GCP_CREDENTIALS", key)
     env = {"CENSUS_STORAGE_URL": f"gs://{BUCKET}/keyed", "GCP_CREDENTIALS": key}
-    resources = build_resources(load_settings(env))
+    resources = build_resources(load_environment(env))
     # Wired as an EnvVar: resolved when a step runs, shown in the UI by name only.
     assert isinstance(resources["io_manager"].gcp_credentials, dg.EnvVar)
     assert isinstance(resources["source"].gcp_credentials, dg.EnvVar)
@@ -315,17 +310,17 @@ def test_a_malformed_key_is_named():
 def test_gcp_settings_name_the_missing_variable(missing):
     env = {k: v for k, v in GCP_ENV.items() if k != missing}
     with pytest.raises(SettingsError, match=f"{missing} must be set when CENSUS_DEPLOYMENT=gcp"):
-        load_settings(env)
+        load_environment(env)
 
 
 def test_gcp_settings_defaults_and_conflicts():
-    settings = load_settings(GCP_ENV)
+    settings = load_environment(GCP_ENV)
     assert settings.source == GCP_DEFAULT_SOURCE
     assert settings.storage_url == f"gs://{BUCKET}/census_assets"
     with pytest.raises(SettingsError, match="CENSUS_STORAGE_URL='gs://other/p' disagrees"):
-        load_settings({**GCP_ENV, "CENSUS_STORAGE_URL": "gs://other/p"})
+        load_environment({**GCP_ENV, "CENSUS_STORAGE_URL": "gs://other/p"})
     with pytest.raises(SettingsError, match="CENSUS_GCS_RETRY_DEADLINE='0' must be a positive"):
-        load_settings({**GCP_ENV, "CENSUS_GCS_RETRY_DEADLINE": "0"})
+        load_environment({**GCP_ENV, "CENSUS_GCS_RETRY_DEADLINE": "0"})
 
 
 def test_gcp_definitions_load_without_credentials(monkeypatch):
@@ -336,6 +331,6 @@ def test_gcp_definitions_load_without_credentials(monkeypatch):
         raise AssertionError("credentials looked up while loading definitions")
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
-    defs = build_definitions(load_settings(GCP_ENV))
+    defs = build_definitions(load_environment(GCP_ENV))
     assert defs.resolve_asset_graph().has(dg.AssetKey("feature_table"))
     assert defs.resources["warehouse_io_manager"].dataset == "census_features"

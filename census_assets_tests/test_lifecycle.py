@@ -19,23 +19,21 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.assets.lifecycle import LifecycleSettings
-from census_assets.automation import (
-    GATED_EAGER,
-    AlertNotifier,
-    census_pipeline,
-    census_run_failure_alert,
-    census_source_changed,
-    weekly_retrain,
-)
+from census_assets.artifacts import ArtifactStore, codec_for
+from census_assets.automation.conditions import GATED_EAGER
+from census_assets.automation.jobs import census_pipeline
+from census_assets.automation.schedules import weekly_retrain
+from census_assets.automation.sensors import census_run_failure_alert, census_source_changed
 from census_assets.core.features import split_target
 from census_assets.core.registry import Registry
 from census_assets.core.scoring import PROBABILITY, score
 from census_assets.core.training import TrainedModel
 from census_assets.definitions import build_definitions
-from census_assets.resources import CensusSource, TrainingSettings
-from census_assets.settings import load_settings
-from census_assets.storage import ArtifactStore, codec_for
+from census_assets.resources.lifecycle import LifecycleSettings
+from census_assets.resources.notifier import AlertNotifier
+from census_assets.resources.source import CensusSource
+from census_assets.resources.training import TrainingSettings
+from census_assets.settings import load_environment
 from census_assets_tests.helpers import step_failure_message
 
 pytestmark = pytest.mark.lifecycle
@@ -45,7 +43,7 @@ REGISTRY_PATHS = ("models", "promotions", "production.json")
 
 def definitions(storage, source="bundled", threshold=0.8) -> dg.Definitions:
     return build_definitions(
-        load_settings(
+        load_environment(
             {
                 "CENSUS_STORAGE_URL": str(storage),
                 "CENSUS_SOURCE": str(source),
@@ -204,7 +202,8 @@ def test_holdout_metrics_overall_and_per_group(lineage):
     meta = materialized(lineage["B"], "holdout_metrics")
     assert abs(meta["accuracy"] - meta["cv_accuracy"]) < 0.02  # near the CV accuracy
     assert 0.85 < meta["roc_auc"] < 1 and 0 < meta["log_loss"] < 0.6
-    assert meta["true_negative"] + meta["false_positive"] + meta["false_negative"] + meta["true_positive"] == meta["rows"]
+    cells = ("true_negative", "false_positive", "false_negative", "true_positive")
+    assert sum(meta[cell] for cell in cells) == meta["rows"]
     for group in ("sex=Female", "sex=Male", "race=White", "race=Black"):
         assert isinstance(meta[f"accuracy {group}"], float)
         assert isinstance(meta[f"roc_auc {group}"], float)

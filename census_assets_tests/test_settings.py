@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from census_assets.settings import DEFAULT_ACCURACY_THRESHOLD, SettingsError, load_settings
+from census_assets.settings import DEFAULT_ACCURACY_THRESHOLD, SettingsError, load_environment
 
 
 def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    settings = load_settings({})
+    settings = load_environment({})
     assert settings.source == "bundled"
     assert settings.storage_url == str(tmp_path / "census_storage")
     assert settings.accuracy_threshold == DEFAULT_ACCURACY_THRESHOLD == 0.8
@@ -17,7 +17,7 @@ def test_defaults(tmp_path, monkeypatch):
 
 
 def test_values_are_read():
-    settings = load_settings(
+    settings = load_environment(
         {
             "CENSUS_SOURCE": "gs://b/census.parquet",
             "CENSUS_STORAGE_URL": "gs://bucket/prefix",
@@ -31,7 +31,7 @@ def test_values_are_read():
 
 
 def test_relative_storage_is_made_absolute():
-    assert Path(load_settings({"CENSUS_STORAGE_URL": "out"}).storage_url).is_absolute()
+    assert Path(load_environment({"CENSUS_STORAGE_URL": "out"}).storage_url).is_absolute()
 
 
 @pytest.mark.parametrize(
@@ -46,4 +46,4 @@ def test_relative_storage_is_made_absolute():
 )
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_settings(env)
+        load_environment(env)

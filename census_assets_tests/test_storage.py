@@ -6,7 +6,7 @@ import os
 import pandas as pd
 import pytest
 
-from census_assets.storage import ArtifactStore, codec_for
+from census_assets.artifacts import ArtifactStore, codec_for
 
 
 def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):

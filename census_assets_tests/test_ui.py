@@ -117,7 +117,8 @@ def test_browser_gate_at_0_99_fails_the_run_and_keeps_the_model(dagster_ui, ui):
     with page.expect_response(is_launch) as launch:
         launchpad.get_by_role("button", name=re.compile(r"Materialize$")).click()
     run_id = launched_run_id(launch.value)
-    assert "accuracy_threshold: 0.99" in launch.value.request.post_data_json["variables"]["executionParams"]["runConfigData"]
+    execution = launch.value.request.post_data_json["variables"]["executionParams"]
+    assert "accuracy_threshold: 0.99" in execution["runConfigData"]
     page.wait_for_url(re.compile(f"/runs/{run_id}"))
     expect(page.get_by_text("Failure", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
     ui.shot("run-failure")
@@ -133,7 +134,8 @@ def test_browser_gate_at_0_99_fails_the_run_and_keeps_the_model(dagster_ui, ui):
     expect(run_link(page, run_id).first).to_be_visible()
     page.goto(server.url + "/assets/lgbm_model?view=events")
     short_id = run_id[:8]
-    expect(page.get_by_text(re.compile(rf"Run {short_id}\s*failed, and did not materialize this asset"))).to_be_visible()
+    banner = re.compile(rf"Run {short_id}\s*failed, and did not materialize this asset")
+    expect(page.get_by_text(banner)).to_be_visible()
     # The banner means the page has loaded: no materialisation event of this run is listed.
     expect(page.get_by_text(re.compile(rf"Materialized in run\s*{short_id}"))).to_have_count(0)
     ui.shot("model-not-materialized")

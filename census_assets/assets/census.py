@@ -1,41 +1,34 @@
-"""The census asset graph: thin Dagster wrappers around census_assets.core."""
+"""The training assets: raw_census -> clean_census -> features -> cv_accuracy -> lgbm_model,
+thin Dagster wrappers around census_assets.core."""
 
 import time
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
+from census_assets.constants import TRAINING_ASSET, refuse
 from census_assets.core.cleaning import CleaningError, clean
 from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode
 from census_assets.core.reporting import feature_importance, importance_chart_png
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel, compact_split, gate_failure
-from census_assets.distributed import DaskResource
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
-from census_assets.resources import CensusSource, TrainingSettings
-from census_assets.sources import BUNDLED_VOCABULARY, SourceError, bundled_file
-
-GROUP = "census"
-OWNERS = ["team:ml-platform"]
-# Storage and source reads can fail transiently; deterministic errors opt out with allow_retries.
-STORAGE_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
-census_asset = dict(group_name=GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY)
-
-
-def refuse(message: str) -> dg.Failure:
-    """A failure that retrying cannot fix: bad input or a failed gate."""
-    return dg.Failure(description=message, allow_retries=False)
+from census_assets.resources.dask import DaskResource
+from census_assets.resources.source import CensusSource
+from census_assets.resources.training import TrainingSettings
+from census_assets.sources.common import BUNDLED_VOCABULARY, SourceError, bundled_file
 
 
 class FeaturesConfig(dg.Config):
-    vocabulary: str = "bundled"
-    """`bundled`: the fixed vocabulary shipped with the package (same columns for every batch);
-    `fit`: fit the vocabulary on this batch (for a table with other categories)."""
+    vocabulary: str = Field(
+        default="bundled",
+        description="`bundled`: the fixed vocabulary shipped with the package (same columns for every "
+        "batch); `fit`: fit the vocabulary on this batch (for a table with other categories)",
+    )
 
 
-@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
 def raw_census(source: CensusSource) -> dg.Output[pd.DataFrame]:
     """The US Census Adult table as the source has it, validated against the census schema."""
     try:
@@ -51,7 +44,7 @@ def raw_census(source: CensusSource) -> dg.Output[pd.DataFrame]:
     )
 
 
-@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
 def clean_census(raw_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """NA and duplicate rows dropped, strings stripped, '?' -> 'Unknown', unused columns dropped."""
     try:
@@ -64,7 +57,7 @@ def clean_census(raw_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     )
 
 
-@dg.asset(**census_asset, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
 def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """One-hot features on a fixed vocabulary, age_bins and the never_married target.
 
@@ -92,10 +85,10 @@ def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd
     )
 
 
-@dg.asset(**census_asset, kinds={"lightgbm", "scikit-learn"}, code_version="1")
+@dg.asset(**TRAINING_ASSET, kinds={"lightgbm", "scikit-learn"}, code_version="1")
 def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskResource) -> dg.Output[dict]:
     """Mean accuracy of LightGBM over RepeatedStratifiedKFold (5 splits x 3 repeats)."""
-    X, y = compact_split(features)  # uint8 dummies stay one byte a cell (README, Scale)
+    X, y = compact_split(features)  # uint8 dummies stay one byte a cell (docs/scale.md)
     # On a Dask cluster when CENSUS_DASK_ADDRESS is set: the same folds, one task each.
     result = dask.cross_validate(X, y, training.protocol, training.workers or None)
     folds = pd.DataFrame(
@@ -128,7 +121,7 @@ def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskRe
     )
 
 
-@dg.asset(**census_asset, kinds={"lightgbm"}, code_version="1")
+@dg.asset(**TRAINING_ASSET, kinds={"lightgbm"}, code_version="1")
 def lgbm_model(
     features: pd.DataFrame,
     cv_accuracy: dict,
@@ -166,4 +159,4 @@ def lgbm_model(
     )
 
 
-census_assets = [raw_census, clean_census, features, cv_accuracy, lgbm_model]
+TRAINING_ASSETS = [raw_census, clean_census, features, cv_accuracy, lgbm_model]

@@ -4,40 +4,37 @@ Written by dagster-gcp-pandas' BigQueryPandasIOManager into CENSUS_BQ_DATASET. I
 deployment there is no warehouse: the asset yields no output, so it is skipped, not failed.
 """
 
+import re
+from collections.abc import Iterable
+
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
-from census_assets.assets.census import GROUP, OWNERS, STORAGE_RETRY
-from census_assets.gcp import warehouse_column_names
+from census_assets.constants import TRAINING_ASSET
+from census_assets.resources.warehouse import WAREHOUSE_IO_MANAGER, FeatureWarehouse
 
-WAREHOUSE_IO_MANAGER = "warehouse_io_manager"
-
-
-class FeatureWarehouse(dg.ConfigurableResource):
-    """Where feature_table is published; an empty dataset means not published (local)."""
-
-    project: str = Field(default="", description="GCP_PROJECT: the project holding the dataset")
-    dataset: str = Field(default="", description="CENSUS_BQ_DATASET: the feature table's dataset")
-
-    def table(self, name: str) -> str:
-        return f"{self.project}.{self.dataset}.{name}"
+# The feature table: BigQuery column names allow letters, digits and underscores only (and are
+# case-insensitive); feature names such as `occupation_Adm-clerical` are mapped onto that.
+_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 
-class UnpublishedIOManager(dg.ConfigurableIOManager):
-    """The local deployment's warehouse: feature_table yields nothing there, so this never runs."""
-
-    def handle_output(self, context: dg.OutputContext, obj) -> None:
-        raise dg.Failure("feature_table is published to BigQuery only with CENSUS_DEPLOYMENT=gcp")
-
-    def load_input(self, context: dg.InputContext):
-        raise dg.Failure("feature_table lives in BigQuery only with CENSUS_DEPLOYMENT=gcp")
+def warehouse_column_names(names: Iterable[str]) -> dict[str, str]:
+    """Feature name -> BigQuery column name, one to one, or ValueError naming the collision."""
+    mapping: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name in names:
+        column = _NOT_IDENTIFIER.sub("_", str(name))
+        if not column or column[0].isdigit():
+            column = f"_{column}"
+        if (other := seen.get(column.lower())) is not None:
+            raise ValueError(f"features {other!r} and {name!r} both map to BigQuery column {column!r}")
+        seen[column.lower()] = str(name)
+        mapping[str(name)] = column
+    return mapping
 
 
 @dg.asset(
-    group_name=GROUP,
-    owners=OWNERS,
-    retry_policy=STORAGE_RETRY,
+    **TRAINING_ASSET,
     io_manager_key=WAREHOUSE_IO_MANAGER,
     kinds={"bigquery", "pandas"},
     output_required=False,

@@ -1,31 +1,15 @@
-"""Jobs, schedules, sensors and automation conditions. Everything that launches runs is off by
-default (turn it on in the UI); the run-failure alert only observes, so it is on."""
+"""Sensors: the source watcher, the automation evaluator and the run-failure alert. Everything
+that launches runs is off by default (turn it on in the UI); the alert only observes, so it is on."""
 
 import json
 import logging
-import urllib.request
 
 import dagster as dg
 
-from census_assets.assets.census import GROUP
-from census_assets.resources import CensusSource
-from census_assets.sources import SourceError
-
-census_pipeline = dg.define_asset_job(
-    "census_pipeline",
-    # Downstream of the census group: the lifecycle (held-out metrics, drift, promotion, scoring).
-    selection=dg.AssetSelection.groups(GROUP).downstream(),
-    description="The whole graph: source, clean, features, CV gate, model, evaluation, drift, promotion.",
-)
-
-weekly_retrain = dg.ScheduleDefinition(
-    name="weekly_retrain",
-    job=census_pipeline,
-    cron_schedule="0 3 * * 1",  # Mondays 03:00
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Retrain the census model every week.",
-)
+from census_assets.automation.jobs import census_pipeline
+from census_assets.resources.notifier import AlertNotifier
+from census_assets.resources.source import CensusSource
+from census_assets.sources.common import SourceError
 
 
 @dg.sensor(
@@ -47,10 +31,6 @@ def census_source_changed(context: dg.SensorEvaluationContext, source: CensusSou
     return dg.RunRequest(run_key=fingerprint, tags={"census/source_fingerprint": fingerprint})
 
 
-# eager() alone ignores blocking checks: after a failed gate it would still request the asset
-# below it on the next tick. Requiring the upstream blocking checks to have passed stops that.
-GATED_EAGER = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-
 census_automation = dg.AutomationConditionSensorDefinition(
     "census_automation",
     target=dg.AssetSelection.all(),
@@ -60,30 +40,6 @@ census_automation = dg.AutomationConditionSensorDefinition(
 
 
 ALERT_LOG = logging.getLogger("census_assets.alerts")
-
-
-class AlertNotifier(dg.ConfigurableResource):
-    """Where run-failure alerts go besides the log: a webhook (JSON POST) when webhook_url is set.
-
-    Pluggable: bind a subclass that overrides `send(alert: dict) -> str` under `notifier`
-    (chat, e-mail, paging); the sensor logs the alert whatever the notifier does.
-    """
-
-    webhook_url: str = ""
-    timeout_seconds: float = 10.0
-
-    def send(self, alert: dict) -> str:
-        """Deliver the alert; returns what was done, for the log."""
-        if not self.webhook_url:
-            return "no webhook configured (CENSUS_ALERT_WEBHOOK_URL): logged only"
-        request = urllib.request.Request(
-            self.webhook_url,
-            data=json.dumps(alert).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-            return f"posted to webhook: HTTP {response.status}"
 
 
 def failure_alert(context: dg.RunFailureSensorContext) -> dict:

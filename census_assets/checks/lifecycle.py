@@ -6,17 +6,12 @@ Blocking checks stop production_model in the same run; the automation condition
 
 import dagster as dg
 
-from census_assets.assets.lifecycle import (
-    LifecycleSettings,
-    drift,
-    drift_report,
-    holdout_metrics,
-    registry_of,
-)
+from census_assets.assets.evaluation import drift, drift_report, holdout_metrics
 from census_assets.core import drift as drift_core
 from census_assets.core.registry import decide_promotion
-from census_assets.resources import TrainingSettings
-from census_assets.storage import CensusIOManager
+from census_assets.io_manager import CensusIOManager
+from census_assets.resources.lifecycle import LifecycleSettings
+from census_assets.resources.training import TrainingSettings
 
 
 @dg.asset_check(
@@ -34,7 +29,7 @@ def challenger_beats_champion(
 ) -> dg.AssetCheckResult:
     """The new model's CV accuracy >= the production model's minus the tolerance, and its held-out
     accuracy >= the accuracy threshold. Blocks production_model."""
-    champion = registry_of(io_manager).pointer()
+    champion = io_manager.registry().pointer()
     decision = decide_promotion(
         float(cv_accuracy["mean"]),
         holdout_metrics["overall"]["accuracy"],
@@ -103,4 +98,4 @@ def drift_warning(drift: dict, lifecycle: LifecycleSettings) -> dg.AssetCheckRes
     return _drift_result(drift, lifecycle, "warn")
 
 
-lifecycle_checks = [challenger_beats_champion, drift_within_limit, drift_warning]
+LIFECYCLE_CHECKS = [challenger_beats_champion, drift_within_limit, drift_warning]

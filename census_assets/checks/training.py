@@ -1,10 +1,10 @@
-"""Asset checks: assertions about assets, the accuracy gate first."""
+"""The accuracy gate: a blocking check on cv_accuracy."""
 
 import dagster as dg
 
 from census_assets.assets.census import cv_accuracy
 from census_assets.core.training import gate_failure
-from census_assets.resources import TrainingSettings
+from census_assets.resources.training import TrainingSettings
 
 
 @dg.asset_check(asset=cv_accuracy, blocking=True)

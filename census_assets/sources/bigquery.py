@@ -1,15 +1,11 @@
-"""Google Cloud pieces without Dagster: the BigQuery source reader and the feature-table names.
+"""The BigQuery source reader (no Dagster): `bq://project.dataset.table`.
 
 A BigQuery source is named `bq://project.dataset.table`. Every part is checked against BigQuery's
 identifier rules before it reaches SQL, and the column list comes from the census schema, so no
 query is ever built from unchecked input. Queries are billed to the client's project (GCP_PROJECT).
 """
 
-import base64
-import binascii
-import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,7 +13,7 @@ from typing import Protocol
 import pandas as pd
 
 from census_assets.core.schema import SOURCE_COLUMNS, SchemaError
-from census_assets.sources import BIGQUERY_SCHEME, SourceError
+from census_assets.sources.common import BIGQUERY_SCHEME, SourceError
 
 # BigQuery's naming rules, kept strict: a project id is 6-30 lowercase letters, digits and hyphens
 # (optionally domain-scoped, `example.com:project`); datasets are letters, digits, underscores;
@@ -25,17 +21,6 @@ from census_assets.sources import BIGQUERY_SCHEME, SourceError
 PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 DATASET_ID = re.compile(r"[A-Za-z0-9_]{1,1024}")
 TABLE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}")
-
-
-def service_account_info(key_base64: str) -> dict:
-    """A base64-encoded service-account JSON key (GCP_CREDENTIALS, as dagster-gcp takes it)."""
-    try:
-        info = json.loads(base64.b64decode(key_base64, validate=True))
-    except (binascii.Error, ValueError):
-        info = None
-    if not isinstance(info, dict) or info.get("type") != "service_account":
-        raise ValueError("GCP_CREDENTIALS is not a base64-encoded service-account JSON key")
-    return info
 
 
 class BigQueryNameError(SourceError):
@@ -143,23 +128,3 @@ def read_bigquery_source(bigquery: BigQueryClientFactory, uri: str) -> pd.DataFr
         query = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM {ref.sql}"
         job = client.query(query)
         return job.result().to_dataframe(create_bqstorage_client=False, int_dtype=None)
-
-
-# The feature table: BigQuery column names allow letters, digits and underscores only (and are
-# case-insensitive); feature names such as `occupation_Adm-clerical` are mapped onto that.
-_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
-
-
-def warehouse_column_names(names: Iterable[str]) -> dict[str, str]:
-    """Feature name -> BigQuery column name, one to one, or ValueError naming the collision."""
-    mapping: dict[str, str] = {}
-    seen: dict[str, str] = {}
-    for name in names:
-        column = _NOT_IDENTIFIER.sub("_", str(name))
-        if not column or column[0].isdigit():
-            column = f"_{column}"
-        if (other := seen.get(column.lower())) is not None:
-            raise ValueError(f"features {other!r} and {name!r} both map to BigQuery column {column!r}")
-        seen[column.lower()] = str(name)
-        mapping[str(name)] = column
-    return mapping

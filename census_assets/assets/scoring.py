@@ -1,0 +1,41 @@
+"""scored_census: the held-out split scored by the production model, as `census-assets predict` scores."""
+
+import dagster as dg
+import pandas as pd
+
+from census_assets.artifacts import load_production
+from census_assets.assets.evaluation import read_holdout
+from census_assets.assets.promotion import production_model
+from census_assets.constants import LIFECYCLE_ASSET, refuse
+from census_assets.core.features import TARGET_VALUE
+from census_assets.core.registry import RegistryError
+from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, score
+from census_assets.io_manager import CensusIOManager
+from census_assets.metadata import frame_metadata
+
+
+@dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
+def scored_census(io_manager: dg.ResourceParam[CensusIOManager]) -> dg.Output[pd.DataFrame]:
+    """The held-out split scored by the production model, through the same path as `census-assets predict`."""
+    try:  # the deployment path itself, so the pipeline scores exactly as `predict` does
+        pointer, model = load_production(io_manager.registry())
+    except RegistryError as error:
+        raise refuse(str(error)) from error
+    holdout = read_holdout()
+    scored = score(holdout, model.predict_proba, model.vocabulary)
+    frame = scored.frame
+    labelled = frame[PREDICTION].notna()
+    actual = (holdout["marital_status"].str.strip() == TARGET_VALUE).astype(int)
+    return dg.Output(
+        frame,
+        metadata={
+            "model_version": pointer["version"],
+            "scored_rows": int(labelled.sum()),
+            "flagged_rows": int((frame[FLAG] != "").sum()),
+            "rows_with_missing_values": scored.missing_rows,
+            "predicted_positive_rate": float(frame.loc[labelled, PREDICTION].mean()),
+            "mean_probability": float(frame[PROBABILITY].mean()),
+            "accuracy_vs_label": float((frame.loc[labelled, PREDICTION] == actual[labelled]).mean()),
+            **frame_metadata(frame),
+        },
+    )

@@ -1,0 +1,1 @@
+"""What launches and watches runs: jobs, schedules, sensors and automation conditions."""

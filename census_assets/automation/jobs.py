@@ -1,0 +1,49 @@
+"""Jobs: the whole graph, and the rollback of the production pointer."""
+
+import dagster as dg
+from pydantic import Field
+
+from census_assets.assets.promotion import pointer_metadata, production_model
+from census_assets.constants import TRAINING_GROUP, refuse
+from census_assets.core.registry import RegistryError
+from census_assets.io_manager import CensusIOManager
+
+census_pipeline = dg.define_asset_job(
+    "census_pipeline",
+    # Downstream of the census group: the lifecycle (held-out metrics, drift, promotion, scoring).
+    selection=dg.AssetSelection.groups(TRAINING_GROUP).downstream(),
+    description="The whole graph: source, clean, features, CV gate, model, evaluation, drift, promotion.",
+)
+
+
+class RollbackConfig(dg.Config):
+    version: str = Field(
+        description="A version from production_model's promotion_history (or `census-assets history`)."
+    )
+    reason: str = Field(default="", description="Kept in the promotion history.")
+
+
+@dg.op(tags={"kind": "lightgbm"})
+def rollback_production_model(
+    context: dg.OpExecutionContext, config: RollbackConfig, io_manager: dg.ResourceParam[CensusIOManager]
+) -> None:
+    """Points production.json at an earlier promoted version; writes nothing else."""
+    registry = io_manager.registry()
+    try:
+        record = registry.rollback(config.version, reason=config.reason)
+    except RegistryError as error:
+        raise refuse(str(error)) from error
+    # A materialization of production_model, so the UI shows the rollback in its history and
+    # the assets below it (scored_census) follow it.
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=production_model.key,
+            description=f"rolled back to {record['version']}: {config.reason or 'no reason given'}",
+            metadata={**pointer_metadata(registry, record), **record["metrics"]},
+        )
+    )
+
+
+@dg.job(description="Roll production back to an earlier promoted version (config: version, reason).")
+def rollback_production():
+    rollback_production_model()

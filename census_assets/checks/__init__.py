@@ -1,0 +1,1 @@
+"""Asset checks, one module per asset group: training (the accuracy gate) and lifecycle."""

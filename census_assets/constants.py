@@ -1,0 +1,24 @@
+"""Settings shared by every asset module: groups, owners, run pools, the retry policy, and the
+failure that opts out of it."""
+
+import dagster as dg
+
+TRAINING_GROUP = "census"
+LIFECYCLE_GROUP = "model_lifecycle"
+OWNERS = ["team:ml-platform"]
+
+# Run-granularity concurrency pools (dagster.yaml): runs that write the training graph's storage
+# queue behind each other; batch-scoring runs share a pool of their own.
+TRAINING_POOL = "census_training"
+SCORING_POOL = "census_scoring"
+
+# Storage and source reads can fail transiently; deterministic errors opt out through `refuse`.
+STORAGE_RETRY = dg.RetryPolicy(max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+TRAINING_ASSET = dict(group_name=TRAINING_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY, pool=TRAINING_POOL)
+LIFECYCLE_ASSET = dict(group_name=LIFECYCLE_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY, pool=TRAINING_POOL)
+
+
+def refuse(message: str) -> dg.Failure:
+    """A failure that retrying cannot fix: bad input, a corrupt artifact or a failed gate."""
+    return dg.Failure(description=message, allow_retries=False)

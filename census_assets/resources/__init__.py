@@ -1,0 +1,1 @@
+"""Dagster resources, one module each: source, training, lifecycle, notifier, dask, warehouse."""

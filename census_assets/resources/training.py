@@ -1,0 +1,29 @@
+"""The `training` resource: the CV protocol, the model seed, the accuracy gate, the parallelism."""
+
+import dagster as dg
+from pydantic import Field
+
+from census_assets.core.training import CVProtocol
+from census_assets.settings import DEFAULT_ACCURACY_THRESHOLD
+
+
+class TrainingSettings(dg.ConfigurableResource):
+    """The CV protocol, the model seed, the accuracy gate and how many fits run side by side."""
+
+    accuracy_threshold: float = Field(
+        default=DEFAULT_ACCURACY_THRESHOLD,
+        description="CENSUS_ACCURACY_THRESHOLD: minimum mean CV accuracy to fit lgbm_model",
+    )
+    n_splits: int = Field(default=5, description="RepeatedStratifiedKFold n_splits")
+    n_repeats: int = Field(default=3, description="RepeatedStratifiedKFold n_repeats")
+    cv_random_state: int = Field(default=1, description="RepeatedStratifiedKFold random_state")
+    model_seed: int = Field(default=1, description="LightGBM random_state")
+    workers: int = Field(
+        default=0,
+        description="CENSUS_WORKERS: CV fits side by side; 0 = one per core "
+        "(LightGBM threads per fit = cores // workers)",
+    )
+
+    @property
+    def protocol(self) -> CVProtocol:
+        return CVProtocol(self.n_splits, self.n_repeats, self.cv_random_state, self.model_seed)

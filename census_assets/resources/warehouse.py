@@ -1,0 +1,26 @@
+"""The `warehouse` resource and IO manager: where feature_table is published (gcp: BigQuery)."""
+
+import dagster as dg
+from pydantic import Field
+
+WAREHOUSE_IO_MANAGER = "warehouse_io_manager"
+
+
+class FeatureWarehouse(dg.ConfigurableResource):
+    """Where feature_table is published; an empty dataset means not published (local)."""
+
+    project: str = Field(default="", description="GCP_PROJECT: the project holding the dataset")
+    dataset: str = Field(default="", description="CENSUS_BQ_DATASET: the feature table's dataset")
+
+    def table(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
+
+
+class UnpublishedIOManager(dg.ConfigurableIOManager):
+    """The local deployment's warehouse: feature_table yields nothing there, so this never runs."""
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        raise dg.Failure("feature_table is published to BigQuery only with CENSUS_DEPLOYMENT=gcp")
+
+    def load_input(self, context: dg.InputContext):
+        raise dg.Failure("feature_table lives in BigQuery only with CENSUS_DEPLOYMENT=gcp")
