@@ -14,10 +14,11 @@ import sys
 
 import pandas as pd
 
-from census_assets.artifacts import ArtifactStore, load_production
+from census_assets.artifacts import ArtifactStore
 from census_assets.core.registry import Registry, RegistryError
 from census_assets.core.schema import SchemaError
-from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError, score
+from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError
+from census_assets.predict import score_with_production
 from census_assets.settings import GCP_CREDENTIALS, SettingsError, load_environment
 from census_assets.sources.common import SourceError
 from census_assets.sources.files import file_format, read_file
@@ -55,8 +56,7 @@ def write_output(frame: pd.DataFrame, path: str) -> None:
 
 def predict(args: argparse.Namespace) -> None:
     file_format(args.output)  # refuse an unknown output format before any work
-    pointer, model = load_production(registry(args.storage))
-    scored = score(read_input(args.input), model.predict_proba, model.vocabulary, strict=args.strict)
+    pointer, scored = score_with_production(read_input(args.input), registry(args.storage), strict=args.strict)
     write_output(scored.frame, args.output)
     frame = scored.frame
     print(

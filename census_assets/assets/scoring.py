@@ -3,26 +3,25 @@
 import dagster as dg
 import pandas as pd
 
-from census_assets.artifacts import load_production
 from census_assets.assets.evaluation import read_holdout
 from census_assets.assets.promotion import production_model
 from census_assets.constants import LIFECYCLE_ASSET, refuse
 from census_assets.core.features import TARGET_VALUE
 from census_assets.core.registry import RegistryError
-from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, score
+from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY
 from census_assets.io_manager import CensusIOManager
 from census_assets.metadata import frame_metadata
+from census_assets.predict import score_with_production
 
 
 @dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
 def scored_census(io_manager: dg.ResourceParam[CensusIOManager]) -> dg.Output[pd.DataFrame]:
     """The held-out split scored by the production model, through the same path as `census-assets predict`."""
+    holdout = read_holdout()
     try:  # the deployment path itself, so the pipeline scores exactly as `predict` does
-        pointer, model = load_production(io_manager.registry())
+        pointer, scored = score_with_production(holdout, io_manager.registry())
     except RegistryError as error:
         raise refuse(str(error)) from error
-    holdout = read_holdout()
-    scored = score(holdout, model.predict_proba, model.vocabulary)
     frame = scored.frame
     labelled = frame[PREDICTION].notna()
     actual = (holdout["marital_status"].str.strip() == TARGET_VALUE).astype(int)
