@@ -7,7 +7,7 @@ import pandas as pd
 
 from census_assets.artifacts import load_production
 from census_assets.core.registry import Registry
-from census_assets.core.scoring import Scored, score
+from census_assets.core.scoring import Scored, score, training_ranges
 
 __all__ = ["score_with_production"]
 
@@ -15,8 +15,13 @@ __all__ = ["score_with_production"]
 def score_with_production(raw: pd.DataFrame, registry: Registry, strict: bool = False) -> tuple[dict, Scored]:
     """(the production pointer record, the scored rows)
 
+    Categories the model's vocabulary lacks, numeric values outside the ranges the model saw in
+    training (read from the model) and values no person can have are scored and flagged in
+    `scoring_flag`, or refused with `strict=True` (ScoringError).
+
     Raises RegistryError (no or invalid production pointer), StorageError/OSError (storage),
-    SchemaError (raw is not in the census schema) and ScoringError (strict and flagged rows).
+    SchemaError (raw is not in the census schema) and ScoringError.
     """
     pointer, model = load_production(registry)
-    return pointer, score(raw, model.predict_proba, model.vocabulary, strict=strict)
+    ranges = training_ranges(model.booster)
+    return pointer, score(raw, model.predict_proba, model.vocabulary, strict=strict, ranges=ranges)

@@ -7,12 +7,14 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from census_assets.assets.source import census_source
 from census_assets.constants import TRAINING_ASSET, refuse
 from census_assets.core.cleaning import CleaningError, clean
 from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode
 from census_assets.core.reporting import feature_importance, importance_chart_png
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel, compact_split, gate_failure
+from census_assets.core.validation import SourceValidationError, validate_training_source
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources.dask import DaskResource
 from census_assets.resources.source import CensusSource
@@ -28,14 +30,18 @@ class FeaturesConfig(dg.Config):
     )
 
 
-@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
-def raw_census(source: CensusSource) -> dg.Output[pd.DataFrame]:
-    """The US Census Adult table as the source has it, validated against the census schema."""
+# Downstream of the observed source: a new source data version makes raw_census stale in the UI.
+@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1", deps=[census_source])
+def raw_census(source: CensusSource, training: TrainingSettings) -> dg.Output[pd.DataFrame]:
+    """The US Census Adult table as the source has it, validated against the census schema and
+    against what the later steps need (rows left after cleaning, both target classes, enough rows
+    per class for the CV, possible values), so bad data is refused here, before anything is written."""
     try:
         # A BigQuery table's last change and row count version the data (before it is read).
         info = source.table_info()
         table = validate_source(source.read())
-    except (SchemaError, SourceError) as error:
+        validate_training_source(table, training.n_splits)
+    except (SchemaError, SourceError, SourceValidationError) as error:
         raise refuse(f"{source.uri}: {error}") from error
     return dg.Output(
         table,
