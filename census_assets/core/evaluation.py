@@ -1,4 +1,7 @@
-"""Held-out metrics for a binary classifier, overall and per group (no Dagster)."""
+"""Held-out metrics for a binary classifier, overall and per group (no Dagster).
+
+scikit-learn is imported when metrics are computed, not when this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
 
 DECISION_THRESHOLD = 0.5
 GROUP_COLUMNS = ("sex", "race")
@@ -19,6 +21,8 @@ def binary_metrics(
 
     ROC AUC is NaN when only one class is present (a small group can have that).
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
+
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(probability, dtype=float)
     predicted = (p >= threshold).astype(int)

@@ -1,10 +1,19 @@
-"""What a fitted model shows a person: its feature importance as a table and as a PNG chart."""
+"""What a fitted model shows a person: its feature importance as a table and as a PNG chart.
+
+Importing this module loads neither LightGBM nor matplotlib: the table only calls the booster's
+methods, and the chart imports matplotlib when it draws.
+"""
+
+from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 TOP_FEATURES = 20
 

@@ -2,7 +2,8 @@
 
 LightGBM's OpenMP threads busy-wait by default: two fits side by side on a small machine then
 fight for the cores (one fit took 100 s instead of 1 s). So folds run in a thread pool (LightGBM
-releases the GIL), each fit gets cores // workers threads, and OpenMP waits passively.
+releases the GIL), each fit gets cores // workers threads, and OpenMP waits passively
+(census_assets.core sets OMP_WAIT_POLICY=PASSIVE before LightGBM loads).
 
 Memory: X is shared by all folds, either a float32 matrix or (compact_split) a FeatureMatrix
 that keeps each column in its own dtype (uint8 dummies: a byte a cell instead of four) and hands
@@ -10,22 +11,26 @@ out float32 rows. A fold never copies large X[train]: LightGBM reads those rows 
 (RowBatches) and keeps only its binned Dataset.
 """
 
+from __future__ import annotations
+
+import functools
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-# Must be set before LightGBM loads its OpenMP runtime; a user's explicit choice wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import pandas as pd
 
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from census_assets.core.features import TARGET, Vocabulary
 
-import lightgbm as lgb  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import accuracy_score  # noqa: E402
-from sklearn.model_selection import RepeatedStratifiedKFold  # noqa: E402
+# LightGBM and scikit-learn load inside the functions that use them (importing this module stays
+# cheap); lightgbm_runtime sets OMP_WAIT_POLICY=PASSIVE before LightGBM's OpenMP runtime loads.
+from census_assets.core.lightgbm_runtime import lightgbm
 
-from census_assets.core.features import TARGET, Vocabulary  # noqa: E402
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 
 def available_cores() -> int:
@@ -34,12 +39,18 @@ def available_cores() -> int:
 
 @dataclass(frozen=True)
 class CVProtocol:
-    """RepeatedStratifiedKFold as in the reference pipeline; model_seed seeds LightGBM."""
+    """RepeatedStratifiedKFold as in the reference pipeline, with the reference's model.
+
+    model_seed None is the reference's `LGBMClassifier()`: no random_state, LightGBM's own default
+    seeds. An int is passed as random_state; it changes the fits wherever LightGBM samples (above
+    200,000 training rows it samples rows for the bin boundaries), so the scores then differ from
+    the reference's there.
+    """
 
     n_splits: int = 5
     n_repeats: int = 3
     cv_random_state: int = 1
-    model_seed: int = 1
+    model_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,10 @@ class CVResult:
         return float(np.std(self.scores))
 
 
-def make_classifier(model_seed: int, threads: int) -> lgb.LGBMClassifier:
-    """LightGBM with default hyper-parameters, seeded, with an explicit thread count."""
-    return lgb.LGBMClassifier(random_state=model_seed, n_jobs=threads, verbose=-1)
+def make_classifier(model_seed: int | None, threads: int) -> lgb.LGBMClassifier:
+    """`LGBMClassifier()` with an explicit thread count (and random_state=model_seed unless None,
+    LGBMClassifier's own default). Neither n_jobs nor verbose changes the trees."""
+    return lightgbm().LGBMClassifier(random_state=model_seed, n_jobs=threads, verbose=-1)
 
 
 def plan_threads(workers: int | None) -> tuple[int, int]:
@@ -124,33 +136,49 @@ def take_rows(X: Features, index: np.ndarray) -> np.ndarray:
     return rows if rows.dtype in (np.float32, np.float64) else rows.astype(np.float32)
 
 
-class RowBatches(lgb.Sequence):
-    """The rows `index` of X as a LightGBM Sequence, so a fit never holds a copy of its rows.
+@functools.cache
+def _row_batches_class() -> type:
+    """RowBatches, created on first use: it subclasses lgb.Sequence, so LightGBM must be loaded."""
 
-    LightGBM builds the same binned Dataset from a Sequence as from the copied matrix (it samples
-    the same rows for the bin boundaries, then pushes the rows in order), so fold scores stay those
-    of the sklearn protocol; the test suite checks this against cross_val_score. Only the binned
-    Dataset (a byte or less per value) and one batch live per fit.
-    """
+    class RowBatches(lightgbm().Sequence):
+        """The rows `index` of X as a LightGBM Sequence, so a fit never holds a copy of its rows.
 
-    batch_size = BATCH_ROWS
+        LightGBM builds the same binned Dataset from a Sequence as from the copied matrix (it
+        samples the same rows for the bin boundaries, then pushes the rows in order), so fold
+        scores stay those of the sklearn protocol; the test suite checks this against
+        cross_val_score. Only the binned Dataset (a byte or less per value) and one batch live
+        per fit.
+        """
 
-    def __init__(self, X: Features, index: np.ndarray):
-        self.X, self.index = X, index
+        batch_size = BATCH_ROWS
 
-    def __len__(self) -> int:
-        return len(self.index)
+        def __init__(self, X: Features, index: np.ndarray):
+            self.X, self.index = X, index
 
-    def __getitem__(self, item):
-        if isinstance(item, slice):
-            return take_rows(self.X, self.index[item])
-        # Bin sampling reads single rows, as double.
-        if isinstance(self.X, FeatureMatrix):
-            return self.X.row(self.index[item])
-        return self.X[self.index[item]].astype(np.float64)
+        def __len__(self) -> int:
+            return len(self.index)
+
+        def __getitem__(self, item):
+            if isinstance(item, slice):
+                return take_rows(self.X, self.index[item])
+            # Bin sampling reads single rows, as double.
+            if isinstance(self.X, FeatureMatrix):
+                return self.X.row(self.index[item])
+            return self.X[self.index[item]].astype(np.float64)
+
+    RowBatches.__qualname__ = "RowBatches"  # pickles as census_assets.core.training.RowBatches
+    RowBatches.__module__ = __name__
+    return RowBatches
 
 
-def _train_params(model_seed: int, threads: int) -> tuple[dict, int]:
+def __getattr__(name: str):
+    # `training.RowBatches` / `from census_assets.core.training import RowBatches` create the class.
+    if name == "RowBatches":
+        return _row_batches_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _train_params(model_seed: int | None, threads: int) -> tuple[dict, int]:
     """make_classifier's parameters as LGBMClassifier.fit hands them to lgb.train (binary)."""
     params = make_classifier(model_seed, threads).get_params()
     rounds = params.pop("n_estimators")
@@ -158,10 +186,12 @@ def _train_params(model_seed: int, threads: int) -> tuple[dict, int]:
         params.pop(sklearn_only)
     params["objective"] = "binary"
     params["num_threads"] = params.pop("n_jobs")
-    if isinstance(params["random_state"], int):
+    seed = params.pop("random_state")
+    if seed is not None:  # None: no seed at all, as LGBMClassifier() passes none (default seeds)
+        params["random_state"] = int(seed)
         # When LightGBM samples rows for its bin boundaries from a Sequence it passes only dataset
         # parameters, so `seed` would not reach the sampler; give it the seed `seed` implies.
-        params["data_random_seed"] = _implied_data_seed(params["random_state"])
+        params["data_random_seed"] = _implied_data_seed(int(seed))
     return params, rounds
 
 
@@ -172,21 +202,22 @@ def _implied_data_seed(seed: int) -> int:
     return ((state >> 16) & 0x7FFF) % 32767
 
 
-def _rows(X: Features, index: np.ndarray | None) -> np.ndarray | RowBatches:
+def _rows(X: Features, index: np.ndarray | None):
+    """X[index] copied, or (above STREAM_ABOVE_BYTES) a RowBatches over it."""
     if index is None:
         if isinstance(X, np.ndarray):
             return X  # used as it is: no copy
         index = np.arange(X.shape[0])
     if len(index) * X.shape[1] * 4 <= STREAM_ABOVE_BYTES:
         return take_rows(X, index)
-    return RowBatches(X, index)
+    return _row_batches_class()(X, index)
 
 
 def fit_rows(
     X: Features,
     y: np.ndarray,
     index: np.ndarray | None = None,
-    model_seed: int = 1,
+    model_seed: int | None = None,
     threads: int = 1,
     feature_names: list[str] | None = None,
 ) -> lgb.Booster:
@@ -196,6 +227,7 @@ def fit_rows(
     if len(classes) != 2:
         raise ValueError(f"the target must have two classes, got {list(classes)}")
     params, rounds = _train_params(model_seed, threads)
+    lgb = lightgbm()
     dataset = lgb.Dataset(
         _rows(X, index),
         label=encoded.astype(np.float32),
@@ -215,6 +247,8 @@ def predict_positive(booster: lgb.Booster, X: Features, index: np.ndarray, threa
 
 
 def fold_splits(y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
     return list(
         RepeatedStratifiedKFold(
             n_splits=protocol.n_splits,
@@ -225,9 +259,11 @@ def fold_splits(y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> list[tupl
 
 
 def score_fold(
-    X: Features, y: np.ndarray, train: np.ndarray, test: np.ndarray, model_seed: int, threads: int
+    X: Features, y: np.ndarray, train: np.ndarray, test: np.ndarray, model_seed: int | None, threads: int
 ) -> tuple[float, float]:
     """(accuracy, seconds) of one fold: the unit of work, run locally or as a Dask task."""
+    from sklearn.metrics import accuracy_score
+
     started = time.perf_counter()
     booster = fit_rows(X, y, train, model_seed, threads)
     classes = np.unique(y[train])
@@ -258,7 +294,7 @@ def cross_validate(
 
 
 def fit_final(
-    X: Features, y: np.ndarray, feature_names: list[str], model_seed: int = 1
+    X: Features, y: np.ndarray, feature_names: list[str], model_seed: int | None = None
 ) -> lgb.Booster:
     """The final model on all rows, with every core for the one fit, features named."""
     return fit_rows(X, y, None, model_seed, available_cores(), feature_names)
