@@ -1,11 +1,15 @@
 """Model registry: versions, pointer, append-only history, rollback, champion/challenger."""
 
+import ctypes
+from contextlib import contextmanager
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 
 from census_assets.artifacts import ArtifactStore, codec_for
-from census_assets.core.features import Vocabulary
+from census_assets.core import training
+from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.registry import (
     POINTER,
     Registry,
@@ -54,6 +58,51 @@ def test_model_version_is_a_content_hash(models):
     reloaded = TrainedModel(lgb.Booster(model_str=first.booster.model_to_string()), first.vocabulary)
     assert model_version(first) == model_version(reloaded)
     assert model_version(first) != model_version(second)
+
+
+@contextmanager
+def lightgbm_threads_at_most(threads: int):
+    """LightGBM's own cap on its threads (LGBM_SetMaxThreads): a fit asking for more gets `threads`."""
+    from lightgbm.basic import _LIB
+
+    previous = ctypes.c_int(-1)
+    _LIB.LGBM_GetMaxThreads(ctypes.byref(previous))
+    _LIB.LGBM_SetMaxThreads(ctypes.c_int(threads))
+    try:
+        yield
+    finally:
+        _LIB.LGBM_SetMaxThreads(previous)
+
+
+@pytest.fixture(scope="module")
+def census(bundled_clean):
+    vocabulary = Vocabulary.fit(bundled_clean)
+    frame = encode(bundled_clean, vocabulary).frame
+    X, y = split_target(frame)
+    return X, y, [str(name) for name in frame.columns.drop("never_married")], vocabulary
+
+
+def test_model_version_is_the_same_whatever_the_thread_count(census):
+    X, y, names, vocabulary = census
+    # num_threads=16 goes into the model's parameters, while LightGBM runs at most 2 threads. 16 first:
+    # the thread count a fit sets is process-wide in LightGBM, so the last fit leaves it at 1.
+    with lightgbm_threads_at_most(min(2, training.available_cores())):
+        boosters = {n: training.fit_rows(X, y, None, None, n, names) for n in (16, 2, 1)}
+    texts = {n: booster.model_to_string() for n, booster in boosters.items()}
+    # The texts differ, in the num_threads parameter only: the trees are the same.
+    for n in (2, 16):
+        assert set(texts[n].splitlines()) - set(texts[1].splitlines()) == {f"[num_threads: {n}]"}
+    versions = {n: model_version(TrainedModel(booster, vocabulary)) for n, booster in boosters.items()}
+    assert versions[16] == versions[2] == versions[1]
+    # Saved by the 16-thread fit and loaded again (the registry's path): same version.
+    reloaded = lgb.Booster(model_str=texts[16])
+    assert model_version(TrainedModel(reloaded, vocabulary)) == versions[1]
+
+    # What changes predictions changes the version: other trees, or another vocabulary.
+    other_rows = training.fit_rows(X, y, np.arange(0, len(y), 2), None, 1, names)
+    assert model_version(TrainedModel(other_rows, vocabulary)) != versions[1]
+    other_vocabulary = Vocabulary.from_dict({**vocabulary.to_dict(), "sex": ["Female", "Male", "Other"]})
+    assert model_version(TrainedModel(boosters[1], other_vocabulary)) != versions[1]
 
 
 def test_publish_writes_model_extras_and_manifest_once(registry, models):

@@ -46,9 +46,21 @@ class Store(Protocol):
 
 
 def model_version(model: TrainedModel) -> str:
-    """A short hash of the model text and its vocabulary: the same model, the same version."""
-    digest = hashlib.sha256(model.booster.model_to_string().encode())
-    digest.update(json.dumps(model.vocabulary.to_dict(), sort_keys=True).encode())
+    """A short hash of what determines the model's predictions: the same trees and vocabulary, the
+    same version, whatever num_threads (or other training-only setting) the model was fitted or
+    saved with.
+
+    LightGBM's model text is a header (objective, feature names and ranges), the trees and the
+    feature importances, then `parameters:` ... `end of parameters` (the training configuration,
+    num_threads included: never read at prediction) and `pandas_categorical:` (the category
+    mapping applied to DataFrame input). Everything but the parameters section is hashed.
+    """
+    text = model.booster.model_to_string()
+    model_part, _, rest = text.partition("\nparameters:\n")
+    _, _, tail = rest.partition("\nend of parameters\n")
+    digest = hashlib.sha256(model_part.encode())
+    digest.update(b"\0" + tail.encode())
+    digest.update(b"\0" + json.dumps(model.vocabulary.to_dict(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
