@@ -22,6 +22,9 @@ ARTIFACTS = {
     "lgbm_model.vocabulary.json",
     "lgbm_model.importance.png",
 }
+ASSETS = ("raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model")
+# Published copies (above), each asset's manifest, the run-scoped files, the pointers, the locks.
+LAYOUT = ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS} | {"runs", "pointers", ".locks"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,11 @@ def previous_storage(good_run, tmp_path):
 def test_pass_branch_materialises_everything(good_run):
     result, storage = good_run
     assert result.success
-    assert {p.name for p in storage.iterdir()} == ARTIFACTS
+    assert {p.name for p in storage.iterdir()} == LAYOUT
+    [run_dir] = (storage / "runs").iterdir()
+    assert run_dir.name == result.run_id
+    assert {p.name for p in run_dir.iterdir()} == ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS}
+    assert {p.name for p in (storage / "pointers").iterdir()} == {f"{asset}.json" for asset in ASSETS}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"}
     [check] = result.get_asset_check_evaluations()
@@ -149,15 +156,12 @@ def test_bad_input_fails_at_raw_census_and_overwrites_nothing(
     assert snapshot(previous_storage) == before
 
 
-def test_all_na_source_fails_at_clean_census(previous_storage, bundled_raw, tmp_path):
+def test_all_na_source_is_refused_at_raw_census(previous_storage, bundled_raw, tmp_path):
     before = snapshot(previous_storage)
     source = write_source(tmp_path, bundled_raw.head(20).assign(occupation=None), "na.parquet")
     result = materialize_census({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": source})
-    assert "no rows left after dropping NA" in step_failure_message(result, "clean_census")
-    after = snapshot(previous_storage)
-    assert {k: v for k, v in after.items() if k != "raw_census.parquet"} == {
-        k: v for k, v in before.items() if k != "raw_census.parquet"
-    }
+    assert "cleaning would drop all 20 rows (missing: occupation" in step_failure_message(result, "raw_census")
+    assert snapshot(previous_storage) == before  # refused before anything was committed
 
 
 def test_missing_source_file_is_named(previous_storage, tmp_path):

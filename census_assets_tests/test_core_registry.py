@@ -1,13 +1,16 @@
 """Model registry: versions, pointer, append-only history, rollback, champion/challenger."""
 
 import ctypes
+import json
+import threading
+import uuid
 from contextlib import contextmanager
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
-from census_assets.artifacts import ArtifactStore, codec_for
+from census_assets.artifacts import ArtifactStore, codec_for, load_model_version, write_files
 from census_assets.core import training
 from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.registry import (
@@ -24,14 +27,18 @@ pytestmark = pytest.mark.lifecycle
 CODEC = codec_for(TrainedModel)
 
 
+TINY_VOCABULARY = Vocabulary.from_dict(
+    dict.fromkeys(("workclass", "education", "occupation", "race", "sex", "income_bracket", "native_country"), ["a"])
+)
+
+
 def tiny_model(seed: int) -> TrainedModel:
+    names = TINY_VOCABULARY.feature_names
     rng = np.random.default_rng(seed)
-    X = rng.random((200, 3))
+    X = rng.random((200, len(names)))
     y = (X[:, 0] + 0.1 * rng.random(200) > 0.5).astype(int)
-    booster = lgb.train({"verbose": -1, "seed": seed, "num_threads": 1}, lgb.Dataset(X, y), 3)
-    return TrainedModel(booster, Vocabulary.from_dict(dict.fromkeys(
-        ("workclass", "education", "occupation", "race", "sex", "income_bracket", "native_country"), ["a"]
-    )))
+    dataset = lgb.Dataset(X, y, feature_name=names)
+    return TrainedModel(lgb.train({"verbose": -1, "seed": seed, "num_threads": 1}, dataset, 3), TINY_VOCABULARY)
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +46,36 @@ def models() -> tuple[TrainedModel, TrainedModel]:
     return tiny_model(1), tiny_model(2)
 
 
-# memory:// stands in for any non-local fsspec store: it takes ArtifactStore's single-put path,
-# the one gs:// uses.
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(scope="module")
+def gcs_bucket(gcs_emulator) -> str:
+    from google.cloud import storage
+
+    return storage.Client().create_bucket(f"registry-{uuid.uuid4().hex[:8]}").name
+
+
+# Both backends: a local directory (flock) and gs:// on fake-gcs-server (generation preconditions).
+@pytest.fixture(params=["local", "gcs"])
 def registry(request, tmp_path) -> Registry:
-    base = str(tmp_path) if request.param == "local" else f"memory://registry/{tmp_path.name}"
-    return Registry(ArtifactStore(base))
+    if request.param == "local":
+        return Registry(ArtifactStore(str(tmp_path)))
+    bucket = request.getfixturevalue("gcs_bucket")
+    return Registry(ArtifactStore(f"gs://{bucket}/{tmp_path.name}", retry_deadline=10))
 
 
 def publish(registry: Registry, model: TrainedModel) -> str:
     version = model_version(model)
-    registry.publish(version, lambda name: CODEC.dump(registry.store, name, model), {"extra.json": {"k": 1}})
+    registry.publish(
+        version, lambda stem: write_files(registry.store, stem, CODEC.encode(model)), {"extra.json": {"k": 1}}
+    )
     return version
+
+
+def model_files(registry: Registry, *versions: str) -> dict[str, bytes]:
+    return {
+        name: registry.store.read_bytes(name)
+        for version in versions
+        for name, _ in registry.store.list(f"models/{version}")
+    }
 
 
 def test_model_version_is_a_content_hash(models):
@@ -108,10 +133,10 @@ def test_model_version_is_the_same_whatever_the_thread_count(census):
 def test_publish_writes_model_extras_and_manifest_once(registry, models):
     version = publish(registry, models[0])
     assert registry.is_published(version)
-    manifest = registry.read_json(version, "manifest.json")
+    manifest = json.loads(registry.store.read_bytes(f"models/{version}/manifest.json"))
     assert set(manifest["files"]) == {"model.txt", "model.json", "model.vocabulary.json", "extra.json"}
-    loaded = CODEC.load(registry.store, registry.model_name(version))
-    assert model_version(loaded) == version
+    assert registry.read_json(version, "extra.json") == {"k": 1}
+    assert model_version(load_model_version(registry, version)) == version
     # A second publish of the same version writes nothing.
     assert registry.publish(version, lambda name: pytest.fail("rewrote a version"), {}) is False
 
@@ -127,7 +152,7 @@ def test_promote_rollback_and_history(registry, models):
     assert registry.pointer()["previous_version"] == v1
     assert registry.versions() == sorted([v1, v2])
 
-    files = {p.name: p.read_bytes() for v in (v1, v2) for p in registry.store.path(f"models/{v}").iterdir()}
+    files = model_files(registry, v1, v2)
     record = registry.rollback(v1, reason="bad predictions")
     assert registry.pointer() == record
     assert record["metrics"] == {"cv_accuracy": 0.8} and record["reason"] == "bad predictions"
@@ -137,7 +162,7 @@ def test_promote_rollback_and_history(registry, models):
         ("rollback", v1),
     ]
     # Rollback moved only the pointer.
-    assert {p.name: p.read_bytes() for v in (v1, v2) for p in registry.store.path(f"models/{v}").iterdir()} == files
+    assert model_files(registry, v1, v2) == files
 
 
 def test_rollback_to_a_never_promoted_version_fails_and_keeps_pointer(registry, models):
@@ -150,9 +175,76 @@ def test_rollback_to_a_never_promoted_version_fails_and_keeps_pointer(registry, 
     assert registry.store.read_bytes(POINTER) == before
 
 
-def test_promote_needs_a_completed_version(registry):
-    with pytest.raises(RegistryError, match="not published"):
+def test_promote_needs_a_completed_version(registry, models):
+    with pytest.raises(RegistryError, match="is not a model version"):
         registry.promote("abc", {}, run_id=None)
+    version = publish(registry, models[0])
+    registry.store.delete(f"models/{version}/manifest.json")  # a version whose publication never completed
+    with pytest.raises(RegistryError, match=f"version {version} is incomplete"):
+        registry.promote(version, {}, run_id=None)
+    assert registry.pointer() is None
+
+
+@pytest.mark.parametrize(
+    "pointer, reason",
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"[1, 2]", "is not a production pointer"),
+        (json.dumps({"version": "../../etc"}).encode(), "is not a model version"),
+        (json.dumps({"version": "0123456789abcdef"}).encode(), "is incomplete"),
+    ],
+    ids=["garbage", "not-an-object", "path-escape", "dangling"],
+)
+def test_a_bad_production_pointer_is_refused_when_read(registry, models, pointer, reason):
+    registry.promote(publish(registry, models[0]), {"cv_accuracy": 0.8}, run_id="r1")
+    registry.store.write_bytes(POINTER, pointer)
+    for read in (registry.pointer, registry.production, registry.history):
+        with pytest.raises(RegistryError, match=reason):
+            read()
+    # Nothing is promoted on top of a pointer that cannot be trusted either.
+    with pytest.raises(RegistryError, match=reason):
+        registry.promote(publish(registry, models[1]), {"cv_accuracy": 0.8}, run_id="r2")
+
+
+def test_a_tampered_model_file_is_refused_with_its_name(registry, models):
+    version = publish(registry, models[0])
+    name = f"models/{version}/model.txt"
+    registry.store.write_bytes(name, registry.store.read_bytes(name)[:-200])
+    with pytest.raises(OSError, match=f"{name}.* is not the file that was committed"):
+        load_model_version(registry, version)
+
+
+def test_the_gcs_emulator_answers_a_failed_precondition_with_412(gcs_bucket):
+    from google.api_core.exceptions import PreconditionFailed
+    from google.cloud import storage
+
+    blob = storage.Client().bucket(gcs_bucket).blob("precondition.json")
+    blob.upload_from_string(b"1", if_generation_match=0)
+    for generation in (0, blob.generation + 1):  # must not exist; a stale generation
+        with pytest.raises(PreconditionFailed) as raised:
+            blob.upload_from_string(b"2", if_generation_match=generation)
+        assert raised.value.code == 412
+
+
+def test_concurrent_promotions_lose_no_record(registry, models):
+    """Eight promotions at once: every one lands in the history chain, each naming the one before."""
+    versions = [publish(registry, models[0]), publish(registry, models[1])]
+    barrier = threading.Barrier(8)
+
+    def promote(i: int) -> None:
+        barrier.wait()
+        registry.promote(versions[i % 2], {"cv_accuracy": 0.8}, run_id=f"run-{i}")
+
+    threads = [threading.Thread(target=promote, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = registry.history()
+    assert sorted(record["run_id"] for record in history) == sorted(f"run-{i}" for i in range(8))
+    for earlier, later in zip(history, history[1:], strict=False):
+        assert later["previous_version"] == earlier["version"] and later["previous_record"] == earlier["record"]
+    assert registry.production()["version"] in versions
 
 
 CHAMPION = {"version": "v1", "metrics": {"cv_accuracy": 0.83}}

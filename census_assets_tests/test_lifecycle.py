@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.artifacts import ArtifactStore, codec_for
+from census_assets.artifacts import ArtifactKey, ArtifactStore, load_model_version, load_published
 from census_assets.automation.conditions import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline
 from census_assets.automation.schedules import weekly_retrain
@@ -230,7 +230,7 @@ def test_predict_has_no_train_serve_skew(lineage, bundled_raw, tmp_path):
     assert list(scored.columns[: len(bundled_raw.columns)]) == list(bundled_raw.columns)
 
     # The pipeline's own artifacts: features.parquet and the model lgbm_model.txt of run B.
-    model = codec_for(TrainedModel).load(ArtifactStore(str(storage)), "lgbm_model")
+    model = load_published(ArtifactStore(str(storage)), ArtifactKey("lgbm_model"), TrainedModel)
     X, _ = split_target(pd.read_parquet(storage / "features.parquet"))
     kept = bundled_raw.dropna().drop_duplicates().index  # the rows training kept, in order
     assert np.array_equal(scored[PROBABILITY].to_numpy()[kept], model.predict_proba(X))
@@ -254,12 +254,11 @@ def test_rollback_moves_only_the_pointer_and_predict_follows(lineage, bundled_ra
     output = tmp_path / "scored.csv"
     done = cli("predict", "--input", str(rows), "--output", str(output), "--storage", str(storage))
     assert done.returncode == 0 and version_a in done.stdout, done.stderr
-    store = ArtifactStore(str(storage))
     reg = registry(storage)
     expected = {
         v: score(bundled_raw.head(200), m.predict_proba, m.vocabulary).frame[PROBABILITY].to_numpy()
         for v in (version_a, version_b)
-        if (m := codec_for(TrainedModel).load(store, reg.model_name(v)))
+        if (m := load_model_version(reg, v))
     }
     got = pd.read_csv(output)[PROBABILITY].to_numpy()
     assert np.allclose(got, expected[version_a], rtol=0, atol=1e-12)

@@ -1,4 +1,4 @@
-"""The artifact store: atomic writes, open formats, clear errors."""
+"""The artifact store: atomic writes, open formats, clear errors, run-scoped commits."""
 
 import json
 import os
@@ -6,7 +6,17 @@ import os
 import pandas as pd
 import pytest
 
-from census_assets.artifacts import ArtifactStore, codec_for
+from census_assets.artifacts import (
+    ArtifactKey,
+    ArtifactStore,
+    CorruptArtifactError,
+    codec_for,
+    commit,
+    load_committed,
+    prune,
+)
+
+FRAME = codec_for(pd.DataFrame)
 
 
 def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
@@ -17,29 +27,71 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
     assert os.listdir(tmp_path / "s") == ["a.json"]
 
 
-def test_a_failed_write_keeps_the_previous_object(tmp_path, monkeypatch):
+def test_a_failed_write_keeps_the_previous_object_and_removes_its_temp_file(tmp_path, monkeypatch):
     store = ArtifactStore(str(tmp_path))
-    store.write_json("m.json", {"v": 1})
+    store.write_bytes("m.json", b'{"v": 1}')
 
     def crash(*args):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
-        store.write_json("m.json", {"v": 2})
+        store.write_bytes("m.json", b'{"v": 2}')
     assert json.loads((tmp_path / "m.json").read_text()) == {"v": 1}
+    assert os.listdir(tmp_path) == ["m.json"]
 
 
-def test_frames_are_parquet_readable_without_this_package(tmp_path):
+def test_committed_frames_are_parquet_readable_without_this_package(tmp_path):
     store = ArtifactStore(str(tmp_path))
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    codec_for(pd.DataFrame).dump(store, "t", frame)
+    commit(store, ArtifactKey("t"), "run1", FRAME.encode(frame))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "runs" / "run1" / "t.parquet"), frame)
+
+
+def test_a_run_reads_its_own_output_not_the_latest_commit(tmp_path):
+    store = ArtifactStore(str(tmp_path))
+    key = ArtifactKey("t")
+    commit(store, key, "mine", FRAME.encode(pd.DataFrame({"a": [1]})))
+    commit(store, key, "theirs", FRAME.encode(pd.DataFrame({"a": [2]})))
+    assert load_committed(store, key, FRAME, ("mine",))["a"].tolist() == [1]
+    assert load_committed(store, key, FRAME, ("a-run-that-wrote-nothing",))["a"].tolist() == [2]
+    assert load_committed(store, key, FRAME)["a"].tolist() == [2]
+
+
+def test_a_truncated_committed_file_is_refused_with_its_url(tmp_path):
+    store = ArtifactStore(str(tmp_path))
+    commit(store, ArtifactKey("t"), "r", FRAME.encode(pd.DataFrame({"a": range(100)})))
+    path = tmp_path / "runs" / "r" / "t.parquet"
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(CorruptArtifactError, match=f"{path}.* is not the file that was committed"):
+        load_committed(store, ArtifactKey("t"), FRAME)
+
+
+def test_partition_keys_cannot_name_a_path_outside_storage():
+    for key in ("../x", "a/b", "..", ""):
+        with pytest.raises(ValueError, match="not a safe object name"):
+            ArtifactKey("scored_batch", partition=key)
+
+
+def test_prune_keeps_the_newest_commits_and_young_uncommitted_files(tmp_path):
+    store = ArtifactStore(str(tmp_path))
+    key = ArtifactKey("t")
+    for run in ("r1", "r2", "r3"):
+        commit(store, key, run, FRAME.encode(pd.DataFrame({"a": [run]})))
+    store.write_bytes("runs/in-progress/t.parquet", b"a run still writing")
+    deleted = prune(store, keep=2, grace_seconds=3600)
+    assert sorted(deleted) == ["runs/r1/t.manifest.json", "runs/r1/t.parquet"]
+    assert store.exists("runs/in-progress/t.parquet")
+    assert load_committed(store, key, FRAME)["a"].tolist() == ["r3"]
+    assert sorted(prune(store, keep=2, grace_seconds=0)) == ["runs/in-progress/t.parquet"]
 
 
 def test_missing_artifact_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="materialise it first"):
         ArtifactStore(str(tmp_path)).read_bytes("cv_accuracy.json")
+    with pytest.raises(FileNotFoundError, match="no committed cv_accuracy"):
+        load_committed(ArtifactStore(str(tmp_path)), ArtifactKey("cv_accuracy"), codec_for(dict))
 
 
 def test_unknown_type_has_no_format():

@@ -6,7 +6,7 @@ The registry (census_assets.core.registry) lives in the IO manager's storage (lo
 import dagster as dg
 import pandas as pd
 
-from census_assets.artifacts import codec_for
+from census_assets.artifacts import codec_for, write_files
 from census_assets.assets.evaluation import REFERENCE_PROFILE, drift_report
 from census_assets.constants import LIFECYCLE_ASSET, refuse
 from census_assets.core import drift as drift_core
@@ -101,7 +101,7 @@ def production_model(
     profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
     newly_written = registry.publish(
         version,
-        lambda name: MODEL_CODEC.dump(registry.store, name, lgbm_model),
+        lambda stem: write_files(registry.store, stem, MODEL_CODEC.encode(lgbm_model)),
         {
             REFERENCE_PROFILE: profile.to_dict(),
             TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},

@@ -1,16 +1,19 @@
-"""Versioned models, the production pointer, append-only promotion history, rollback.
+"""Versioned models, the production pointer, the promotion history, rollback (no Dagster).
 
-No Dagster here: the registry works on any store with `census_assets.storage.ArtifactStore`'s
-methods, so the same code serves a local directory and gs://. Layout under the storage base:
+The registry works on any store with `census_assets.artifacts.ArtifactStore`'s methods, so the
+same code serves a local directory and gs://. Layout under the storage base:
 
-  models/<version>/model.txt, model.json, model.vocabulary.json, model.importance.png   the model, as the IO manager writes it
-  models/<version>/reference_profile.json, training_metrics.json  what drift and audits compare against
-  models/<version>/manifest.json      written last: a version without it was never completed
-  promotions/<utc-time>-<action>-<version>.json   one object per promotion or rollback, never rewritten
-  production.json                     the pointer: replaced atomically, the only thing rollback moves
+  models/<version>/model.txt | .json | .vocabulary.json | .importance.png   the model
+  models/<version>/reference_profile.json, training_metrics.json   what drift and audits compare against
+  models/<version>/manifest.json     written last: the sha256 of every file; no manifest, no version
+  promotions/<utc-time>-<action>-<version>-<nonce>.json   one record per promotion or rollback
+  production.json                    the pointer: the current record, naming the record before it
 
-A version is a content hash of the model, so retraining the same model yields the same version and
-nothing is ever overwritten or deleted.
+production.json is replaced by a compare-and-swap (a flock locally, a generation precondition on
+GCS), so two promotions at once both land, one after the other, and each record names the one it
+replaced: the history is the chain of records from the pointer back, and a record that a lost race
+or a crash left outside the chain is never shown. The pointer is validated when read: a version is
+a 16-hex-digit id with a complete manifest, or the pointer is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,13 +41,14 @@ class RegistryError(RuntimeError):
 
 
 class Store(Protocol):
-    """What the registry needs of storage (ArtifactStore provides it)."""
+    """What the registry needs of storage (census_assets.artifacts.ArtifactStore provides it)."""
 
-    def path(self, name: str) -> Any: ...
     def url(self, name: str) -> str: ...
     def exists(self, name: str) -> bool: ...
     def read_bytes(self, name: str) -> bytes: ...
     def write_bytes(self, name: str, data: bytes) -> None: ...
+    def list(self, prefix: str) -> list[tuple[str, float]]: ...
+    def update(self, name: str, change: Callable[[bytes | None], bytes]) -> bytes: ...
 
 
 def model_version(model: TrainedModel) -> str:
@@ -64,8 +70,12 @@ def model_version(model: TrainedModel) -> str:
     return digest.hexdigest()[:16]
 
 
+VERSION = re.compile(r"[0-9a-f]{16}")
+MODEL_FILES = ("model.txt", "model.vocabulary.json")  # a version's manifest must list at least these
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _json(value: Any) -> bytes:
@@ -81,14 +91,48 @@ class Registry:
         return f"{MODELS}/{version}"
 
     def model_name(self, version: str) -> str:
-        """The name under which the IO manager's model codec reads and writes this version."""
+        """The stem under which the model codec reads and writes this version's files."""
         return f"{self.prefix(version)}/{MODEL_STEM}"
 
     def url(self, version: str) -> str:
         return self.store.url(self.prefix(version))
 
+    def _read_json(self, name: str) -> Any:
+        try:
+            data = self.store.read_bytes(name)
+        except FileNotFoundError:
+            raise
+        except OSError as error:  # a folder where a file belongs, a file where a folder does
+            raise RegistryError(f"cannot read {self.store.url(name)}: {error}") from None
+        return self._parse(data, name)
+
+    def _parse(self, data: bytes, name: str) -> Any:
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise RegistryError(f"{self.store.url(name)} is not valid JSON ({error})") from None
+
+    def manifest(self, version: str) -> dict[str, str]:
+        """object name -> sha256 of every file of a complete version, or RegistryError."""
+        if not isinstance(version, str) or not VERSION.fullmatch(version):
+            raise RegistryError(f"{version!r} is not a model version (16 hexadecimal digits)")
+        name = f"{self.prefix(version)}/{MANIFEST}"
+        try:
+            manifest = self._read_json(name)
+        except FileNotFoundError:
+            raise RegistryError(f"version {version} is incomplete: no {self.store.url(name)}") from None
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        complete = isinstance(files, dict) and all(file in files for file in MODEL_FILES)
+        if manifest.get("version") != version or not complete:
+            raise RegistryError(f"{self.store.url(name)} is not a complete manifest of version {version}")
+        return {f"{self.prefix(version)}/{file}": digest for file, digest in files.items()}
+
     def is_published(self, version: str) -> bool:
-        return self.store.exists(f"{self.prefix(version)}/{MANIFEST}")
+        try:
+            self.manifest(version)
+        except RegistryError:
+            return False
+        return True
 
     def publish(
         self,
@@ -96,18 +140,16 @@ class Registry:
         write_model: Callable[[str], Mapping[str, bytes]],
         extra_json: Mapping[str, Any],
     ) -> bool:
-        """Write a version once: the model via `write_model(name)` (returns the objects it wrote),
-        the JSON files, then the manifest of their hashes.
+        """Write a version once: the model via `write_model(stem)` (returns {object name: bytes}),
+        the JSON files, then the manifest of their hashes, which completes the version.
 
         Returns False (and writes nothing) when the version is already complete.
         """
         if self.is_published(version):
             return False
         prefix = self.prefix(version)
-        written = {
-            name.removeprefix(prefix + "/"): data
-            for name, data in write_model(self.model_name(version)).items()
-        }
+        model_files = write_model(self.model_name(version))
+        written = {name.removeprefix(prefix + "/"): data for name, data in model_files.items()}
         for name, value in extra_json.items():
             written[name] = _json(value)
             self.store.write_bytes(f"{prefix}/{name}", written[name])
@@ -116,17 +158,35 @@ class Registry:
         return True
 
     def read_json(self, version: str, name: str) -> Any:
-        return json.loads(self.store.read_bytes(f"{self.prefix(version)}/{name}"))
+        """A JSON file of a version, checked against the version's manifest."""
+        object_name = f"{self.prefix(version)}/{name}"
+        expected = self.manifest(version).get(object_name)
+        data = self.store.read_bytes(object_name)
+        if expected is None or hashlib.sha256(data).hexdigest() != expected:
+            raise RegistryError(f"{self.store.url(object_name)} does not match version {version}'s manifest")
+        return self._parse(data, object_name)
 
     def versions(self) -> list[str]:
         """Every completed version, sorted by name."""
-        root = self.store.path(MODELS)
-        if not root.exists():
-            return []
-        return sorted(p.name for p in root.iterdir() if self.is_published(p.name))
+        names = {name.split("/")[1] for name, _ in self.store.list(MODELS) if name.endswith("/" + MANIFEST)}
+        return sorted(v for v in names if self.is_published(v))
+
+    def _validated(self, pointer: Any, where: str) -> dict:
+        if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
+            raise RegistryError(f"{where} is not a production pointer (no version)")
+        try:
+            self.manifest(pointer["version"])
+        except RegistryError as error:
+            raise RegistryError(f"{where} names an unusable version: {error}") from None
+        return pointer
 
     def pointer(self) -> dict | None:
-        return json.loads(self.store.read_bytes(POINTER)) if self.store.exists(POINTER) else None
+        """The validated production pointer, None when nothing was promoted yet."""
+        try:
+            pointer = self._read_json(POINTER)
+        except FileNotFoundError:
+            return None
+        return self._validated(pointer, self.store.url(POINTER))
 
     def production(self) -> dict:
         """The pointer, or a RegistryError that says where none was found."""
@@ -139,36 +199,46 @@ class Registry:
         return pointer
 
     def history(self) -> list[dict]:
-        """Every promotion and rollback, oldest first."""
-        root = self.store.path(HISTORY)
-        if not root.exists():
-            return []
-        names = sorted(p.name for p in root.iterdir() if p.name.endswith(".json"))
-        return [json.loads(self.store.read_bytes(f"{HISTORY}/{name}")) for name in names]
+        """Every promotion and rollback that moved the pointer, oldest first."""
+        records, record = [], self.pointer()
+        while record is not None:
+            records.append(record)
+            previous = record.get("previous_record")
+            record = self._read_json(previous) if previous else None
+        return records[::-1]
 
     def _move_pointer(self, action: str, version: str, **fields: Any) -> dict:
-        current = self.pointer()
-        record = {
-            "action": action,
-            "version": version,
-            "path": self.url(version),
-            "previous_version": current["version"] if current else None,
-            "time": _now(),
-            **fields,
-        }
-        # The history record goes first: a crash in between leaves a record of an attempted
-        # move, never a pointer move without a record. Time-first names sort chronologically.
-        key = f"{HISTORY}/{record['time']}-{action}-{version}.json"
-        if self.store.exists(key):
-            raise RegistryError(f"history record {self.store.url(key)} already exists")
-        self.store.write_bytes(key, _json(record))
-        # ArtifactStore writes atomically: temp file + rename locally, one object put on gs://.
-        self.store.write_bytes(POINTER, _json(record))
-        return record
+        self.manifest(version)  # never point at an incomplete version
+        moved: dict = {}
+
+        def change(current: bytes | None) -> bytes:
+            previous = self._validated(self._parse(current, POINTER), self.store.url(POINTER)) if current else None
+            time = _now()
+            key = f"{HISTORY}/{time}-{action}-{version}-{uuid.uuid4().hex[:8]}.json"
+            record = {
+                "action": action,
+                "version": version,
+                "path": self.url(version),
+                "previous_version": previous["version"] if previous else None,
+                "previous_record": previous.get("record") if previous else None,
+                "record": key,
+                "time": time,
+                **fields,
+            }
+            # The record goes first: the pointer never names a record that was not written.
+            try:
+                self.store.write_bytes(key, _json(record))
+            except FileExistsError as error:  # mkdir of promotions/ where a file of that name is
+                raise RegistryError(f"cannot write {self.store.url(key)}: {HISTORY}/ is not a folder") from error
+            except OSError as error:
+                raise RegistryError(f"cannot write {self.store.url(key)}: {error}") from error
+            moved.update(record)
+            return _json(record)
+
+        self.store.update(POINTER, change)
+        return moved
 
     def promote(self, version: str, metrics: Mapping[str, float], run_id: str | None) -> dict:
-        if not self.is_published(version):
-            raise RegistryError(f"version {version} is not published under {self.store.url(MODELS)}")
         return self._move_pointer("promote", version, metrics=dict(metrics), run_id=run_id)
 
     def rollback(self, version: str, reason: str = "") -> dict:
