@@ -1,0 +1,228 @@
+"""census_assets.core.batches: partition keys, the inbox sensor's decisions, batch validation."""
+
+import gzip
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from census_assets.core import batches as core
+from census_assets.core.drift import fit_reference
+from census_assets.core.features import Vocabulary
+from census_assets.sources.common import BUNDLED_VOCABULARY, bundled_file
+
+pytestmark = pytest.mark.batches
+
+
+# ---- names and keys ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, taken",
+    [
+        ("2026-12-01.csv", True),
+        ("batch.CSV", True),
+        ("batch.csv.gz", True),
+        ("b.parquet", True),
+        ("b.pq", True),
+        ("_b.csv", False),  # written under a temporary name, renamed when complete
+        (".b.csv", False),
+        ("b.csv.tmp", False),
+        ("b.csv.part", False),
+        ("b.json", False),
+        ("sub/b.csv", False),
+        (".csv", False),
+    ],
+)
+def test_which_names_are_batches(name, taken):
+    assert core.is_batch_name(name) is taken
+
+
+@pytest.mark.parametrize("name", ["2026-12-01.csv", "a_b-c.1.parquet", "X.pq"])
+def test_a_safe_name_is_its_own_key(name):
+    assert core.partition_key(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["batch 1.csv", "ünïcödé.csv", "a..b.csv", "-lead.csv", "a/b.csv", "x" * 300 + ".csv", "semi;colon&.csv"],
+)
+def test_other_names_get_a_safe_stable_key(name):
+    key = core.partition_key(name)
+    assert core.is_safe_key(key) and "/" not in key and ".." not in key
+    assert key == core.partition_key(name)  # stable
+    assert not key.lower().endswith(core.BATCH_SUFFIXES)  # so never equal to a safe name's key
+
+
+def test_names_that_sanitise_alike_still_get_different_keys():
+    names = ["batch 1.csv", "batch?1.csv", "batch_1.csv", "batch*1.csv"]
+    assert len({core.partition_key(name) for name in names}) == len(names)
+
+
+@pytest.mark.parametrize("key", ["../x", "a/b", "..", ".hidden", "a..b", "", "a b"])
+def test_unsafe_keys_are_refused(key):
+    assert not core.is_safe_key(key)
+
+
+# ---- the sensor's decisions ------------------------------------------------------------------------
+
+
+def files(**contents) -> list[core.InboxFile]:
+    return [core.InboxFile(name.replace("_", ".", 1), len(fp), fp) for name, fp in contents.items()]
+
+
+def tick(state, listing, complete=False, limit=100):
+    plan = core.plan_tick(state, listing, complete_when_listed=complete, max_requests=limit)
+    # The cursor round-trips through JSON as Dagster stores it.
+    return plan, core.InboxState.from_cursor(plan.state.to_cursor())
+
+
+def test_a_local_file_is_taken_when_unchanged_on_two_ticks():
+    first, state = tick(core.InboxState(), files(a_csv="sha256:1"))
+    assert first.requests == [] and first.waiting == ["a.csv"]
+    second, state = tick(state, files(a_csv="sha256:1"))
+    [request] = second.requests
+    assert (request.key, request.name, request.revision) == ("a.csv", "a.csv", 1)
+    assert request.run_key == "a.csv@sha256:1#1"
+    third, state = tick(state, files(a_csv="sha256:1"))  # a touch: same bytes, nothing new
+    assert third.requests == [] and third.unchanged == 1
+
+
+def test_a_file_still_being_written_waits():
+    state = core.InboxState()
+    for content in ("sha256:partial", "sha256:more", "sha256:done"):
+        plan, state = tick(state, files(a_csv=content))
+        assert plan.requests == []
+    plan, state = tick(state, files(a_csv="sha256:done"))
+    assert [r.fingerprint for r in plan.requests] == ["sha256:done"]
+
+
+def test_gcs_objects_are_taken_when_listed():
+    plan, _ = tick(core.InboxState(), files(a_csv="md5:x"), complete=True)
+    assert [r.key for r in plan.requests] == ["a.csv"]
+
+
+def test_a_changed_file_gets_a_new_revision_and_back_again_too():
+    state = core.InboxState()
+    run_keys = []
+    for content in ("md5:A", "md5:B", "md5:A"):
+        plan, state = tick(state, files(a_csv=content), complete=True)
+        run_keys += [r.run_key for r in plan.requests]
+    assert run_keys == ["a.csv@md5:A#1", "a.csv@md5:B#2", "a.csv@md5:A#3"]
+
+
+def test_a_removed_file_keeps_its_revision():
+    state = core.InboxState()
+    _, state = tick(state, files(a_csv="md5:A"), complete=True)
+    plan, state = tick(state, [], complete=True)
+    assert plan.requests == [] and "a.csv" in state.taken
+    plan, state = tick(state, files(a_csv="md5:B"), complete=True)
+    assert [r.revision for r in plan.requests] == [2]
+
+
+def test_at_most_the_limit_per_tick_and_the_rest_next_tick():
+    listing = [core.InboxFile(f"{i:04d}.csv", 1, f"sha256:{i}") for i in range(250)]
+    state = core.InboxState()
+    _, state = tick(state, listing, limit=100)
+    counts = []
+    for _ in range(4):
+        plan, state = tick(state, listing, limit=100)
+        counts.append(len(plan.requests))
+    assert counts == [100, 100, 50, 0]
+    assert len(state.taken) == 250 and not state.pending
+
+
+def test_a_key_collision_is_reported_not_taken(monkeypatch):
+    monkeypatch.setattr(core, "partition_key", lambda name: "same")
+    plan, state = tick(core.InboxState(), files(a_csv="md5:1", b_csv="md5:2"), complete=True)
+    assert [r.name for r in plan.requests] == ["a.csv"] and plan.collisions == {"b.csv": "a.csv"}
+    assert "collision" in plan.describe()
+
+
+def test_the_cursor_is_compact_json():
+    listing = [core.InboxFile(f"{i:04d}.csv", 1, "sha256:" + "f" * 64) for i in range(1000)]
+    _, state = tick(core.InboxState(), listing, complete=True, limit=1000)
+    cursor = state.to_cursor()
+    assert json.loads(cursor)["v"] == core.CURSOR_VERSION and len(cursor) < 100_000
+    with pytest.raises(ValueError, match="version"):
+        core.InboxState.from_cursor(json.dumps({"v": 99}))
+
+
+# ---- one batch --------------------------------------------------------------------------------------
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_read_batch_reads_csv_gzip_and_parquet_like_the_cli(bundled_raw):
+    rows = bundled_raw.head(30)
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    from_csv = core.read_batch(as_csv(rows), "b.csv")
+    assert from_csv.equals(pd.read_csv(io.BytesIO(as_csv(rows))))
+    assert core.read_batch(gzip.compress(as_csv(rows)), "b.csv.gz").equals(from_csv)
+    assert core.read_batch(buffer.getvalue(), "b.parquet").equals(rows.reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    "data, name, message",
+    [
+        (b"", "b.csv", "empty .0 bytes"),
+        (b"\n", "b.csv", "not even a header row"),
+        (b"not parquet", "b.parquet", "not a readable Parquet file"),
+        (b"a,b\n1,2", "b.xlsx", "cannot tell the format"),
+    ],
+)
+def test_read_batch_refuses_unreadable_files(data, name, message):
+    with pytest.raises(core.BatchError, match=message):
+        core.read_batch(data, name)
+
+
+def test_check_batch_counts_unscorable_rows_and_refuses_above_the_limit(bundled_raw):
+    rows = bundled_raw.head(100).drop(columns="marital_status").copy()
+    rows.loc[:9, "occupation"] = None  # 10% of rows cannot be scored
+    rows.loc[:4, "age"] = None
+    profile = core.check_batch(rows, max_unscorable_share=0.1)
+    assert (profile.rows, profile.unscorable_rows) == (100, 10)
+    assert profile.missing_by_column == {"age": 5, "occupation": 10}
+    with pytest.raises(core.BatchError, match=r"10 of 100 rows \(10.0%\) cannot be scored.*occupation in 10"):
+        core.check_batch(rows, max_unscorable_share=0.05)
+    # A missing value in a column the model does not use is no reason to refuse.
+    assert core.check_batch(rows.assign(relationship=None), 0.1).unscorable_rows == 10
+
+
+def test_check_batch_refuses_missing_columns_and_header_only(bundled_raw):
+    with pytest.raises(core.BatchError, match="missing required column.*occupation"):
+        core.check_batch(bundled_raw.head(5).drop(columns="occupation"), 0.1)
+    with pytest.raises(core.BatchError, match="no rows"):
+        core.check_batch(bundled_raw.head(0), 0.1)
+
+
+def test_batch_drift_is_the_drift_assets_psi(bundled_raw, bundled_clean):
+    vocabulary = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
+    profile = fit_reference(bundled_clean, vocabulary)
+    same = core.batch_drift(profile, bundled_raw.drop(columns="marital_status"))
+    assert same.max_psi < 0.001
+    shifted = core.batch_drift(profile, bundled_raw.assign(age=bundled_raw["age"] + 15))
+    assert shifted.worst_feature == "age" and shifted.max_psi > 0.25
+    nothing = bundled_raw.head(3).assign(age=np.nan)
+    assert core.batch_drift(profile, nothing) is None
+
+
+def test_summary_table_marks_batches_behind_production():
+    records = [
+        {"partition": "a.csv", "status": "scored", "model_version": "v1", "updated_at": "2026-01-01T00:00:00Z",
+         "rows": 10, "scored_rows": 10, "max_psi": 0.01},
+        {"partition": "b.csv", "status": "scored", "model_version": "v2", "updated_at": "2026-01-02T00:00:00Z",
+         "rows": 5, "scored_rows": 5, "max_psi": 0.3},
+        {"partition": "c.csv", "status": "failed", "failure": "missing column", "updated_at": "2026-01-03T00:00:00Z"},
+    ]  # fmt: skip
+    table = core.summary_table(records, production_version="v2")
+    assert table["partition"].tolist() == ["c.csv", "b.csv", "a.csv"]  # newest first
+    assert table["current"].tolist() == [False, True, False]
+    assert table.loc[0, "failure"] == "missing column" and np.isnan(table.loc[0, "rows"])
+    png = core.drift_chart_png(table[table["status"] == "scored"], 0.1, 0.25)
+    assert png.startswith(b"\x89PNG")
