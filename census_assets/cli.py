@@ -3,6 +3,7 @@
   census-assets predict --input new.csv --output scored.parquet [--strict]
   census-assets history
   census-assets rollback --version <version> [--reason TEXT]
+  census-assets prune [--keep N] [--grace-hours H]
 
 The storage location is CENSUS_STORAGE_URL (as for the pipeline) unless --storage is given.
 Every failure is one line on stderr, `census-assets <command>: error: <what went wrong>`, with exit
@@ -20,7 +21,7 @@ import tempfile
 
 import pandas as pd
 
-from census_assets.artifacts import ArtifactStore
+from census_assets.artifacts import ArtifactStore, prune
 from census_assets.core.registry import Registry, RegistryError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError
 from census_assets.predict import score_with_production
@@ -224,6 +225,14 @@ def rollback(args: argparse.Namespace) -> None:
     print(f"production now {record['version']} (was {record['previous_version']})")
 
 
+def prune_runs(args: argparse.Namespace) -> None:
+    if args.keep < 1:
+        raise CliError(f"--keep must be at least 1, got {args.keep}")
+    env = environment()
+    deleted = prune(store(args.storage or env.storage_url, env), args.keep, args.grace_hours * 3600)
+    print(f"deleted {len(deleted)} run-scoped objects; kept the newest {args.keep} commits of every asset")
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         # A usage error is one line too (argparse would print the usage first), status 2.
@@ -252,6 +261,11 @@ def parser() -> argparse.ArgumentParser:
     r = command("rollback", rollback, "Point production at an earlier promoted version.")
     r.add_argument("--version", required=True, help="a version listed by `census-assets history`")
     r.add_argument("--reason", default="", help="recorded in the promotion history")
+    k = command("prune", prune_runs, "Delete run-scoped artifacts that no pointer keeps (the registry stays).")
+    k.add_argument("--keep", type=int, default=5, help="materialisations kept per asset and partition")
+    k.add_argument(
+        "--grace-hours", type=float, default=24.0, help="uncommitted files younger than this may be a running run's"
+    )
     return main
 
 

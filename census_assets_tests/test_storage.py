@@ -97,3 +97,16 @@ def test_missing_artifact_says_what_to_do(tmp_path):
 def test_unknown_type_has_no_format():
     with pytest.raises(TypeError, match="no storage format for <class 'list'>"):
         codec_for(list)
+
+
+def test_prune_command_deletes_superseded_runs(tmp_path, capsys):
+    from census_assets import cli
+
+    store = ArtifactStore(str(tmp_path))
+    for run in ("r1", "r2"):
+        commit(store, ArtifactKey("t"), run, FRAME.encode(pd.DataFrame({"a": [run]})))
+    assert cli.main(["prune", "--keep", "1", "--storage", str(tmp_path)]) == 0
+    assert "deleted 2 run-scoped objects" in capsys.readouterr().out
+    assert not (tmp_path / "runs" / "r1").exists() or not any((tmp_path / "runs" / "r1").iterdir())
+    assert cli.main(["prune", "--keep", "0", "--storage", str(tmp_path)]) == 2
+    assert "--keep must be at least 1" in capsys.readouterr().err
