@@ -1,10 +1,12 @@
 """Fixtures for the UI tests: dagster-webserver on a fresh instance, and a headless Chromium.
 
 Loaded by conftest.py through `pytest_plugins`. The webserver is the real `dagster-webserver -m
-census_assets` with the repo's dagster.yaml (DefaultRunCoordinator, DefaultRunLauncher: each run
-is a Python process with the in_process executor, as a user's `dagster dev` runs it). Chromium is
-Debian's (/usr/bin/chromium) driven by the Python `playwright` package; `playwright install` is
-never needed.
+census_assets`, alone: no dagster-daemon drains a run queue, so its instance is
+deploy/webserver-only/dagster.yaml (DefaultRunCoordinator: runs start at once; DefaultRunLauncher:
+each run is a Python process with the in_process executor, as a user's `dagster dev` runs it). The
+repo's dagster.yaml queues runs for the daemon (pools, docs/operations.md); with it these runs
+would stay QUEUED. Chromium is Debian's (/usr/bin/chromium) driven by the Python `playwright`
+package; `playwright install` is never needed.
 """
 
 import json
@@ -23,8 +25,13 @@ from pathlib import Path
 
 import pytest
 
+# Loaded with this plugin: the production-shaped fixtures (PostgreSQL, code server + webserver +
+# daemon) for the ops tests and any later test that needs them.
+pytest_plugins = ["census_assets_tests.daemon_support", "census_assets_tests.postgres_support"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+# A webserver without a daemon: the instance file whose runs start without a queue.
+DAGSTER_YAML = REPO_ROOT / "deploy" / "webserver-only" / "dagster.yaml"
 LOCATION = "census_assets"
 ARTIFACTS = Path(os.environ.get("CENSUS_UI_ARTIFACTS", REPO_ROOT / "test-artifacts" / "ui"))
 CHROMIUM = os.environ.get("CENSUS_CHROMIUM", "/usr/bin/chromium")
@@ -199,7 +206,8 @@ class Deployment:
 
 @pytest.fixture(scope="session")
 def dagster_ui(tmp_path_factory):
-    """One dagster-webserver for the session on a fresh DAGSTER_HOME and fresh storage.
+    """One dagster-webserver (no daemon) for the session on a fresh DAGSTER_HOME holding
+    deploy/webserver-only/dagster.yaml, and fresh storage.
 
     Runs launched from it, by GraphQL or the browser, write to `storage`. Tests assert on the runs
     they launch (by run id), never on state another test may have left.

@@ -1,0 +1,274 @@
+"""Running it like production: PostgreSQL instance, run queue with pools, restarts, the dg CLI.
+
+One PostgreSQL server (session) and one deployment (module) serve every test here: a code server
+for `census_assets`, dagster-webserver and dagster-daemon on a DAGSTER_HOME holding the repo's
+dagster.yaml with the storage section of deploy/dagster.yaml (PostgreSQL, from DAGSTER_PG_*).
+The census source is a 3,000-row sample of the bundled table, so a training run takes seconds.
+
+Two training runs are launched through GraphQL at once, the way the UI's "Materialize all" does
+(the implicit asset job, an asset selection, no job tag): the run queue must start the second only
+after the first has ended (pool `census_training`, limit 1, run granularity), and both succeed.
+Then: the events are in PostgreSQL, the history survives a restart of webserver and daemon, and
+GraphQL reads it. Run alone with `python -m pytest -m ops`.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from census_assets_tests.daemon_support import dagster_daemon_instance
+from census_assets_tests.ui_support import REPO_ROOT, inherited_environment
+
+pytestmark = pytest.mark.ops
+
+REPO_DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+DEPLOY_DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
+WEBSERVER_ONLY_YAML = REPO_ROOT / "deploy" / "webserver-only" / "dagster.yaml"
+BUNDLED_TRAIN = REPO_ROOT / "census_assets" / "data" / "census_train.parquet"
+SAMPLE_ROWS = 3_000
+
+TRAINING_POOL = "census_training"
+SCORING_POOL = "census_scoring"
+POOL_LIMITS = {TRAINING_POOL: 1, SCORING_POOL: 2}  # as docs/operations.md sets them, once per instance
+
+TRAINING_CHAIN = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"]
+GATE = "cv_accuracy_meets_threshold"
+# Until the batch-scoring asset exists, the scoring pool is exercised by a tiny second code location
+# in the same deployment, with assets in both pools (pools are instance-wide).
+POOLS_CODE = REPO_ROOT / "census_assets_tests" / "ops_code_location.py"
+POOLS_LOCATION = "ops_pools"
+PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def repo_yaml_with_postgres(destination: Path) -> Path:
+    """The repo's dagster.yaml as it is, plus deploy/dagster.yaml's `storage:` (PostgreSQL)."""
+    storage = yaml.safe_dump({"storage": load_yaml(DEPLOY_DAGSTER_YAML)["storage"]}, sort_keys=False)
+    destination.write_text(
+        REPO_DAGSTER_YAML.read_text() + "\n# The test PostgreSQL, as in deploy/dagster.yaml.\n" + storage
+    )
+    return destination
+
+
+# The instance files
+
+
+def test_production_instance_is_the_repo_instance_on_postgres_with_the_password_from_the_environment():
+    repo, deploy = load_yaml(REPO_DAGSTER_YAML), load_yaml(DEPLOY_DAGSTER_YAML)
+    assert {key: value for key, value in deploy.items() if key != "storage"} == repo
+    database = deploy["storage"]["postgres"]["postgres_db"]
+    assert database["scheme"] == "postgresql+psycopg2"
+    fields = {"hostname": "DAGSTER_PG_HOST", "port": "DAGSTER_PG_PORT", "username": "DAGSTER_PG_USER",
+              "password": "DAGSTER_PG_PASSWORD", "db_name": "DAGSTER_PG_DB"}  # fmt: skip
+    assert {field: database[field] for field in fields} == {field: {"env": var} for field, var in fields.items()}
+
+
+def test_repo_instance_queues_every_run_with_run_granularity_pools(tmp_path):
+    from dagster import DagsterInstance
+    from dagster._core.instance.config import PoolGranularity
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    (tmp_path / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        config = instance.get_concurrency_config()
+        assert config.pool_config.pool_granularity == PoolGranularity.RUN
+        assert config.pool_config.default_pool_limit == 1
+        assert config.run_queue_config.should_block_op_concurrency_limited_runs
+        assert config.run_queue_config.max_concurrent_runs >= 1 + POOL_LIMITS[SCORING_POOL]
+
+
+def test_webserver_only_instance_starts_runs_without_a_daemon(tmp_path):
+    from dagster import DagsterInstance
+    from dagster._core.run_coordinator import DefaultRunCoordinator
+
+    (tmp_path / "dagster.yaml").write_text(WEBSERVER_ONLY_YAML.read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, DefaultRunCoordinator)
+    assert "webserver-only" in (REPO_ROOT / "census_assets_tests" / "ui_support.py").read_text()
+
+
+# The dg CLI
+
+
+def dg(*args: str, home: Path) -> subprocess.CompletedProcess:
+    dg_cli = Path(sys.executable).with_name("dg")
+    command = [str(dg_cli)] if dg_cli.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
+    return subprocess.run(
+        [*command, *args],
+        cwd=REPO_ROOT,  # dg reads [tool.dg] from pyproject.toml here
+        env={**inherited_environment(), "DAGSTER_HOME": str(home)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dg_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dg_home")
+    (home / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
+    return home
+
+
+def test_dg_check_defs(dg_home):
+    result = dg("check", "defs", home=dg_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout
+
+
+def test_dg_list_defs(dg_home):
+    result = dg("list", "defs", "--json", home=dg_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = json.loads(result.stdout)
+    assert set(TRAINING_CHAIN) <= {asset["asset_key"] for asset in listed["assets"]}
+    assert GATE in {check["name"] for check in listed["asset_checks"]}
+    assert "census_pipeline" in {job["name"] for job in listed["jobs"]}
+    assert "weekly_retrain" in {schedule["name"] for schedule in listed["schedules"]}
+    assert {"census_source_changed", "census_automation", "census_run_failure_alert"} <= {
+        sensor["name"] for sensor in listed["sensors"]
+    }
+
+
+# The deployment: PostgreSQL, code server, webserver, daemon
+
+
+@pytest.fixture(scope="module")
+def census_sample(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("census_source") / "census_sample.parquet"
+    pd.read_parquet(BUNDLED_TRAIN).sample(SAMPLE_ROWS, random_state=0).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pg_database(postgres_server) -> dict:
+    return {"server": postgres_server, "env": postgres_server.create_database("census_ops")}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, census_sample, pg_database):
+    base = tmp_path_factory.mktemp("ops_deployment")
+    instance_yaml = repo_yaml_with_postgres(base / "instance.yaml")
+    env = {
+        **pg_database["env"],
+        "CENSUS_SOURCE": str(census_sample),
+        "CENSUS_STORAGE_URL": str(base / "storage"),
+        # This module tests the run queue, not the model: a sample's accuracy must not decide it.
+        "CENSUS_ACCURACY_THRESHOLD": "0.7",
+        "OPS_TEST_SLEEP": "2",  # each asset of the pools location
+    }
+    locations = {"census_assets": ("-m", "census_assets"), POOLS_LOCATION: ("-f", str(POOLS_CODE))}
+    with dagster_daemon_instance(base, instance_yaml, env, locations, pool_limits=POOL_LIMITS, name="ops") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def two_training_runs(deployment) -> list[dict]:
+    """Two "Materialize all"-style launches of the training chain, sent at the same moment."""
+    first = deployment.launch_assets(TRAINING_CHAIN)
+    second = deployment.launch_assets(TRAINING_CHAIN)
+    runs = deployment.wait_for_runs([first, second])
+    return [runs[first], runs[second]]
+
+
+def test_two_training_runs_queue_behind_each_other_and_both_succeed(two_training_runs):
+    first, second = sorted(two_training_runs, key=lambda run: run["startTime"])
+    assert [first["status"], second["status"]] == ["SUCCESS", "SUCCESS"], two_training_runs
+    for run in (first, second):
+        assert run["jobName"] == "__ASSET_JOB"
+        assert not any(tag["key"] == "dagster/job" for tag in run["tags"])  # nothing to hang a tag limit on
+    assert second["startTime"] >= first["endTime"], (
+        f"overlap: first {first['startTime']:.1f}-{first['endTime']:.1f}, "
+        f"second {second['startTime']:.1f}-{second['endTime']:.1f}"
+    )
+
+
+def test_the_runs_are_recorded_in_postgres(two_training_runs, pg_database):
+    server, database = pg_database["server"], pg_database["env"]["DAGSTER_PG_DB"]
+    run_ids = [run["runId"] for run in two_training_runs]
+    statuses = dict(server.query(database, "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (run_ids,)))
+    assert statuses == {run_id: "SUCCESS" for run_id in run_ids}
+    for run_id in run_ids:
+        events = server.query(
+            database,
+            "SELECT dagster_event_type, step_key, asset_key FROM event_logs WHERE run_id = %s",
+            (run_id,),
+        )
+        succeeded_steps = {step for kind, step, _ in events if kind == "STEP_SUCCESS"}
+        assert set(TRAINING_CHAIN) <= succeeded_steps
+        materialized = {json.loads(key)[0] for kind, _, key in events if kind == "ASSET_MATERIALIZATION"}
+        assert materialized == set(TRAINING_CHAIN)
+        assert any(kind == "ASSET_CHECK_EVALUATION" for kind, _, _ in events)
+        checks = server.query(
+            database,
+            "SELECT check_name, execution_status FROM asset_check_executions WHERE run_id = %s",
+            (run_id,),
+        )
+        assert checks == [(GATE, "SUCCEEDED")]
+
+
+def test_history_survives_a_restart_and_graphql_reads_it(deployment, two_training_runs):
+    run_ids = {run["runId"] for run in two_training_runs}
+    deployment.restart_servers()  # new webserver and daemon processes, same PostgreSQL
+
+    runs = deployment.graphql(RUNS, {"runIds": sorted(run_ids)})["runsOrError"]["results"]
+    assert {run["runId"]: run["status"] for run in runs} == {run_id: "SUCCESS" for run_id in run_ids}
+    for run in runs:
+        assert {step["stepKey"]: step["status"] for step in run["stepStats"] if step["stepKey"] in TRAINING_CHAIN} == {
+            key: "SUCCESS" for key in TRAINING_CHAIN
+        }
+    materializations = deployment.graphql(MATERIALIZATIONS, {"assetKey": {"path": ["lgbm_model"]}})
+    assert run_ids <= {event["runId"] for event in materializations["assetOrError"]["assetMaterializations"]}
+    executions = deployment.graphql(CHECK_EXECUTIONS, {"assetKey": {"path": ["cv_accuracy"]}, "checkName": GATE})
+    passed = {e["runId"] for e in executions["assetCheckExecutions"] if e["status"] == "SUCCEEDED"}
+    assert run_ids <= passed
+    limits = deployment.graphql(POOLS)["instance"]["concurrencyLimits"]
+    assert {limit["concurrencyKey"]: limit["slotCount"] for limit in limits} == POOL_LIMITS
+    locations = deployment.graphql(LOCATIONS)["locationStatusesOrError"]["entries"]
+    assert {entry["name"]: entry["loadStatus"] for entry in locations} == {
+        "census_assets": "LOADED",
+        POOLS_LOCATION: "LOADED",
+    }
+
+
+# The scoring pool, before the batch-scoring asset exists: census_assets_tests/ops_code_location.py.
+
+
+def overlapping(runs: list[dict]) -> int:
+    """The largest number of these runs holding a slot at the same moment: from the run queue
+    letting a run go (RunStartingEvent, written by the daemon as it launches the run) to its end.
+    Those are the queue's own decisions: this does not depend on how fast run processes start."""
+    edges = sorted([(run["dequeued"], 1) for run in runs] + [(run["endTime"], -1) for run in runs])
+    most = current = 0
+    for _, step in edges:  # an end sorts before a start at the same time: back-to-back is no overlap
+        current += step
+        most = max(most, current)
+    return most
+
+
+def test_scoring_runs_two_at_a_time_alongside_training(deployment):
+    training = deployment.launch_assets(["ops_train_source", "ops_train_model"], location=POOLS_LOCATION)
+    scoring = [deployment.launch_assets(["ops_batch_scores"], location=POOLS_LOCATION) for _ in range(3)]
+    runs = deployment.wait_for_runs([training, *scoring])
+    assert {run["status"] for run in runs.values()} == {"SUCCESS"}, runs
+    for run_id, run in runs.items():
+        run["dequeued"] = deployment.event_times(run_id)["RunStartingEvent"]
+    scoring_runs = [runs[run_id] for run_id in scoring]
+    assert overlapping(scoring_runs) == 2, scoring_runs  # two at once, never three
+    assert overlapping([runs[training], *scoring_runs]) == 3, runs  # and training alongside them
+
+
+RUNS = """query Runs($runIds: [String!]) { runsOrError(filter: {runIds: $runIds}) {
+  ... on Runs { results { runId status stepStats { stepKey status } } } } }"""
+MATERIALIZATIONS = """query M($assetKey: AssetKeyInput!) { assetOrError(assetKey: $assetKey) {
+  ... on Asset { assetMaterializations(limit: 20) { runId } } } }"""
+CHECK_EXECUTIONS = """query C($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 20) { runId status } }"""
+POOLS = """{ instance { concurrencyLimits { concurrencyKey slotCount } } }"""
+LOCATIONS = """{ locationStatusesOrError { ... on WorkspaceLocationStatusEntries { entries { name loadStatus } } } }"""
