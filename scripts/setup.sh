@@ -15,3 +15,14 @@ pip install -q -e '.[dev]'
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+
+# The ops tests (census_assets_tests/postgres_support.py) start their own PostgreSQL server on
+# 127.0.0.1 from Debian's binaries (initdb, postgres; run as the `postgres` user when root).
+# The tests make a temporary cluster on a free port: the package's default cluster, created (and
+# maybe started) by this install and used by nothing, is stopped and dropped right away.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    for cluster in /etc/postgresql/*/main; do
+        [ -d "$cluster" ] && pg_dropcluster --stop "$(basename "$(dirname "$cluster")")" main || true
+    done
+fi
