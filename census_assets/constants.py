@@ -6,6 +6,9 @@ import dagster as dg
 TRAINING_GROUP = "census"
 LIFECYCLE_GROUP = "model_lifecycle"
 OWNERS = ["team:ml-platform"]
+# The whole training graph for `dagster asset materialize --select` (the batch-scoring assets are
+# partitioned: they run per batch, from the inbox sensor or a backfill).
+TRAINING_SELECTION = f"group:{TRAINING_GROUP} or group:{LIFECYCLE_GROUP}"
 
 # Run-granularity concurrency pools (dagster.yaml): runs that write the training graph's storage
 # queue behind each other; batch-scoring runs share a pool of their own.

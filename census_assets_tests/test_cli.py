@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from census_assets.constants import TRAINING_SELECTION
+
 
 def materialize(storage, home, **env):
     environment = {
@@ -14,7 +16,8 @@ def materialize(storage, home, **env):
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "census_assets", "--select", "*"],
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "census_assets", "--select"]
+        + [TRAINING_SELECTION],
         env=environment,
         capture_output=True,
         text=True,

@@ -194,7 +194,7 @@ class Registry:
         if pointer is None:
             raise RegistryError(
                 f"no production model at {self.store.url(POINTER)}: run the pipeline first "
-                "(dagster asset materialize -m census_assets --select '*')"
+                "(dagster asset materialize -m census_assets --select 'group:census or group:model_lifecycle')"
             )
         return pointer
 
