@@ -335,6 +335,24 @@ def current_umask() -> int:
     return mask
 
 
+@pytest.mark.gcp
+def test_gs_output_is_one_object_and_a_missing_bucket_is_one_line(capsys, gcs_emulator, built, rows_csv):
+    """On gs:// the output is published by one upload: no temp object, nothing on failure."""
+    from google.cloud import storage as gcs
+
+    bucket = gcs.Client().create_bucket("contract-out")
+    storage = ["--storage", str(built["storage"])]
+    output = "gs://contract-out/scored/out.parquet"
+    code, err = main(capsys, "predict", "--input", str(rows_csv), "--output", output, *storage)
+    assert code == 0, err
+    assert [blob.name for blob in bucket.list_blobs()] == ["scored/out.parquet"]
+    assert len(pd.read_parquet(io.BytesIO(bucket.blob("scored/out.parquet").download_as_bytes()))) == ROWS
+    code, err = main(capsys, "predict", "--input", str(rows_csv), "--output", "gs://no-such-bucket/o.csv", *storage)
+    message = one_error_line(err, "predict")
+    assert code == 2
+    assert message.startswith("cannot write output gs://no-such-bucket/o.csv: GCS bucket 'no-such-bucket'")
+
+
 # ---- 6. numeric values outside what training saw or physically possible --------------------------
 
 
