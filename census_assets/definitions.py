@@ -1,16 +1,24 @@
 """The code location: assets, checks, jobs, schedules, sensors, and resources chosen in one place."""
 
+from datetime import timedelta
+
 import dagster as dg
 
-from census_assets.assets.census import TRAINING_ASSETS, raw_census
+from census_assets.assets.census import TRAINING_ASSETS, lgbm_model, raw_census
 from census_assets.assets.evaluation import drift, holdout_metrics
 from census_assets.assets.feature_table import feature_table
 from census_assets.assets.promotion import production_model
 from census_assets.assets.scoring import scored_census
+from census_assets.assets.source import census_source
 from census_assets.automation.conditions import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline, rollback_production
 from census_assets.automation.schedules import weekly_retrain
-from census_assets.automation.sensors import census_automation, census_run_failure_alert, census_source_changed
+from census_assets.automation.sensors import (
+    asset_health_alert_sensor,
+    census_automation,
+    census_run_failure_alert,
+    census_source_changed,
+)
 from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
@@ -20,7 +28,13 @@ from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource
 from census_assets.resources.training import TrainingSettings
 from census_assets.resources.warehouse import WAREHOUSE_IO_MANAGER, FeatureWarehouse, UnpublishedIOManager
-from census_assets.settings import GCP_CREDENTIALS, Environment, load_environment
+from census_assets.settings import (
+    ALERT_WEBHOOK_URL,
+    GCP_CREDENTIALS,
+    SLACK_TOKEN,
+    Environment,
+    load_environment,
+)
 
 LIFECYCLE_ASSETS = [holdout_metrics, drift, production_model, scored_census]
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
@@ -52,6 +66,25 @@ def warehouse_io_manager(environment: Environment) -> dg.ConfigurableIOManager:
     )
 
 
+def notifier(environment: Environment) -> AlertNotifier:
+    """The webhook URL and the Slack token are secrets: EnvVars, resolved where the alert sensors run,
+    so the UI shows only the variables' names."""
+    return AlertNotifier(
+        webhook_url=dg.EnvVar(ALERT_WEBHOOK_URL) if environment.alert_webhook_url else "",
+        slack_channel=environment.slack_channel,
+        slack_token=dg.EnvVar(SLACK_TOKEN) if environment.slack_channel else "",
+    )
+
+
+def model_freshness_policy(environment: Environment) -> dg.FreshnessPolicy:
+    """lgbm_model is materialised by every successful retrain (weekly): older than the warn window
+    means a late retrain, older than the fail window a stalled one (the daemon evaluates it)."""
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(seconds=environment.freshness_fail_seconds),
+        warn_window=timedelta(seconds=environment.freshness_warn_seconds),
+    )
+
+
 def build_resources(environment: Environment) -> dict:
     return {
         "io_manager": CensusIOManager(
@@ -68,7 +101,7 @@ def build_resources(environment: Environment) -> dict:
             accuracy_threshold=environment.accuracy_threshold, workers=environment.workers
         ),
         "lifecycle": LifecycleSettings(),
-        "notifier": AlertNotifier(webhook_url=environment.alert_webhook_url),
+        "notifier": notifier(environment),
         "dask": DaskResource(
             address=environment.dask_address, distributed_fit_min_rows=environment.dask_fit_min_rows
         ),
@@ -80,8 +113,17 @@ def with_automation(assets: list) -> list:
     check; raw_census itself follows the source (schedule or sensor)."""
     return dg.map_asset_specs(
         lambda spec: spec
-        if spec.key == raw_census.key
+        if spec.key in (census_source.key, raw_census.key)
         else spec.replace_attributes(automation_condition=GATED_EAGER),
+        assets,
+    )
+
+
+def with_freshness(assets: list, environment: Environment) -> list:
+    """The model's freshness policy, from CENSUS_FRESHNESS_WARN_HOURS / CENSUS_FRESHNESS_FAIL_HOURS."""
+    policy = model_freshness_policy(environment)
+    return dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(freshness_policy=policy) if spec.key == lgbm_model.key else spec,
         assets,
     )
 
@@ -92,9 +134,12 @@ def with_deployment_kinds(assets: list, environment: Environment) -> list:
 
     def add_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
         kinds = set(spec.kinds)
-        if environment.storage_url.startswith("gs://") and spec.key != feature_table.key:
+        stored = spec.key not in (feature_table.key, census_source.key)  # what the IO manager writes
+        if environment.storage_url.startswith("gs://") and stored:
             kinds.add("gcs")
-        if environment.source.startswith("bq://") and spec.key == raw_census.key:
+        if environment.source.startswith("gs://") and spec.key == census_source.key:
+            kinds.add("gcs")
+        if environment.source.startswith("bq://") and spec.key in (census_source.key, raw_census.key):
             kinds.add("bigquery")
         return spec if kinds == set(spec.kinds) else spec.replace_attributes(kinds=kinds)
 
@@ -104,12 +149,20 @@ def with_deployment_kinds(assets: list, environment: Environment) -> list:
 def build_definitions(environment: Environment) -> dg.Definitions:
     return dg.Definitions(
         assets=with_deployment_kinds(
-            with_automation([*TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS]), environment
+            with_freshness(
+                with_automation([census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS]), environment
+            ),
+            environment,
         ),
         asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS],
         jobs=[census_pipeline, rollback_production],
         schedules=[weekly_retrain],
-        sensors=[census_source_changed, census_automation, census_run_failure_alert],
+        sensors=[
+            census_source_changed,
+            census_automation,
+            census_run_failure_alert,
+            asset_health_alert_sensor(environment.alert_interval_seconds),
+        ],
         resources=build_resources(environment),
         # The graph is a chain: one process avoids paying a Python start-up per step.
         executor=executor_for(environment.executor),

@@ -4,10 +4,12 @@ One place decides each setting; every other module asks `load_environment()`. Th
 resources (`census_assets.resources`) are configured from it in `census_assets.definitions`.
 """
 
+import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from census_assets.sources.common import BUNDLED_SOURCE
 
@@ -18,6 +20,14 @@ DEPLOYMENT = "CENSUS_DEPLOYMENT"
 EXECUTOR = "CENSUS_EXECUTOR"
 WORKERS = "CENSUS_WORKERS"
 ALERT_WEBHOOK_URL = "CENSUS_ALERT_WEBHOOK_URL"
+# Slack alerts (the `slack` extra): both or neither; the token is read through dg.EnvVar.
+SLACK_CHANNEL = "CENSUS_SLACK_CHANNEL"
+SLACK_TOKEN = "CENSUS_SLACK_TOKEN"
+# How often the asset-health alert sensor looks for failed checks and freshness changes.
+ALERT_INTERVAL_SECONDS = "CENSUS_ALERT_INTERVAL_SECONDS"
+# lgbm_model's freshness policy: warn / fail when its last materialization is older than this.
+FRESHNESS_WARN_HOURS = "CENSUS_FRESHNESS_WARN_HOURS"
+FRESHNESS_FAIL_HOURS = "CENSUS_FRESHNESS_FAIL_HOURS"
 DASK_ADDRESS = "CENSUS_DASK_ADDRESS"
 DASK_FIT_MIN_ROWS = "CENSUS_DASK_FIT_MIN_ROWS"
 GCP_PROJECT = "GCP_PROJECT"
@@ -40,6 +50,11 @@ DEFAULT_GCS_PREFIX = "census_assets"
 # Seconds a GCS read or write keeps retrying transient errors (429, 5xx, timeouts) before failing.
 DEFAULT_GCS_RETRY_DEADLINE = 120.0
 EXECUTORS = ("in_process", "multiprocess", "k8s")
+# The weekly retrain (Mondays): a model older than 8 days is a late retrain, older than 15 two missed ones.
+DEFAULT_FRESHNESS_WARN_HOURS = 8 * 24
+DEFAULT_FRESHNESS_FAIL_HOURS = 15 * 24
+MIN_FRESHNESS_WINDOW_SECONDS = 60  # Dagster's own minimum for either window
+DEFAULT_ALERT_INTERVAL_SECONDS = 30
 
 
 class SettingsError(ValueError):
@@ -56,7 +71,12 @@ class Environment:
     accuracy_threshold: float
     executor: str
     workers: int  # parallel CV fits; 0 means one per core
-    alert_webhook_url: str = ""  # run-failure alerts are POSTed here; empty = log only
+    # Alerts are POSTed here (http/https, checked); empty = not used. A secret: kept out of repr().
+    alert_webhook_url: str = field(default="", repr=False)
+    slack_channel: str = ""  # alerts go to this Slack channel too (with SLACK_TOKEN); empty = no Slack
+    alert_interval_seconds: int = DEFAULT_ALERT_INTERVAL_SECONDS
+    freshness_warn_seconds: int = DEFAULT_FRESHNESS_WARN_HOURS * 3600
+    freshness_fail_seconds: int = DEFAULT_FRESHNESS_FAIL_HOURS * 3600
     dask_address: str = ""  # Dask scheduler for the heavy compute; empty = local
     dask_fit_min_rows: int = DEFAULT_DASK_FIT_MIN_ROWS
     gcp_project: str = ""  # billing project for BigQuery (gcp deployment)
@@ -117,6 +137,64 @@ def _gcs_retry_deadline(environ: Mapping[str, str]) -> float:
     raise SettingsError(f"{GCS_RETRY_DEADLINE}={raw!r} must be a positive number of seconds")
 
 
+def _alert_webhook_url(environ: Mapping[str, str]) -> str:
+    """An http(s) URL or empty. The URL is a secret (it often embeds a token): errors show only its scheme."""
+    raw = environ.get(ALERT_WEBHOOK_URL, "").strip()
+    if not raw:
+        return ""
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(
+            f"{ALERT_WEBHOOK_URL} must be an http:// or https:// URL with a host "
+            f"(got scheme {parsed.scheme + '://' if parsed.scheme else 'none'}; the value is not shown, it is a secret)"
+        )
+    return raw
+
+
+def _slack_channel(environ: Mapping[str, str]) -> str:
+    channel = environ.get(SLACK_CHANNEL, "").strip()
+    token = environ.get(SLACK_TOKEN, "").strip()
+    if bool(channel) != bool(token):
+        missing, given = (SLACK_TOKEN, SLACK_CHANNEL) if channel else (SLACK_CHANNEL, SLACK_TOKEN)
+        raise SettingsError(f"{missing} must be set when {given} is (Slack alerts need both)")
+    if channel and importlib.util.find_spec("dagster_slack") is None:
+        raise SettingsError(
+            f"{SLACK_CHANNEL} is set but dagster-slack is not installed: pip install 'census_assets[slack]'"
+        )
+    return channel
+
+
+def _alert_interval(environ: Mapping[str, str]) -> int:
+    raw = environ.get(ALERT_INTERVAL_SECONDS, "").strip() or str(DEFAULT_ALERT_INTERVAL_SECONDS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{ALERT_INTERVAL_SECONDS}={raw!r} must be a whole number of seconds, at least 1")
+    return int(raw)
+
+
+def _hours(environ: Mapping[str, str], name: str, default: float) -> int:
+    """A window in hours (decimals allowed), as whole seconds, at least Dagster's minute."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return round(default * 3600)
+    try:
+        seconds = round(float(raw) * 3600)
+    except (ValueError, OverflowError):  # text, nan, inf
+        raise SettingsError(f"{name}={raw!r} is not a number of hours") from None
+    if seconds < MIN_FRESHNESS_WINDOW_SECONDS:
+        raise SettingsError(f"{name}={raw!r} must be at least one minute ({MIN_FRESHNESS_WINDOW_SECONDS / 3600:.4f} h)")
+    return seconds
+
+
+def _freshness_windows(environ: Mapping[str, str]) -> dict:
+    warn = _hours(environ, FRESHNESS_WARN_HOURS, DEFAULT_FRESHNESS_WARN_HOURS)
+    fail = _hours(environ, FRESHNESS_FAIL_HOURS, DEFAULT_FRESHNESS_FAIL_HOURS)
+    if warn >= fail:
+        raise SettingsError(
+            f"{FRESHNESS_WARN_HOURS} ({warn / 3600:g} h) must be less than {FRESHNESS_FAIL_HOURS} ({fail / 3600:g} h)"
+        )
+    return dict(freshness_warn_seconds=warn, freshness_fail_seconds=fail)
+
+
 def _required(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
@@ -160,7 +238,10 @@ def load_environment(environ: Mapping[str, str] = os.environ) -> Environment:
         accuracy_threshold=_threshold(environ),
         executor=_choice(environ, EXECUTOR, EXECUTORS),
         workers=_workers(environ),
-        alert_webhook_url=environ.get(ALERT_WEBHOOK_URL, "").strip(),
+        alert_webhook_url=_alert_webhook_url(environ),
+        slack_channel=_slack_channel(environ),
+        alert_interval_seconds=_alert_interval(environ),
+        **_freshness_windows(environ),
         dask_address=environ.get(DASK_ADDRESS, "").strip(),
         dask_fit_min_rows=_dask_fit_min_rows(environ),
         gcs_retry_deadline=_gcs_retry_deadline(environ),
