@@ -184,3 +184,36 @@ def test_unseen_category_is_counted_in_feature_metadata(bundled_raw, tmp_path):
     assert metadata["unseen_category_rows"].value == 10
     assert metadata["unseen_categories"].value == {"occupation=Astronaut": 10}
     assert metadata["feature_count"].value == 94
+
+
+def features_run(tmp_path, source: str, vocabulary: str) -> dg.ExecuteInProcessResult:
+    from census_assets.assets.census import clean_census, features, raw_census
+    from census_assets.definitions import build_resources
+    from census_assets.settings import load_environment
+
+    environment = load_environment({"CENSUS_STORAGE_URL": str(tmp_path / "storage"), "CENSUS_SOURCE": source})
+    return dg.materialize(
+        [raw_census, clean_census, features],
+        resources=build_resources(environment),
+        run_config={"ops": {"features": {"config": {"vocabulary": vocabulary}}}},
+        raise_on_error=False,
+    )
+
+
+def test_features_can_fit_the_vocabulary_on_the_batch(tmp_path, bundled_raw):
+    # Only two workclasses and one country in this batch: a fitted vocabulary has just their dummies.
+    batch = bundled_raw[bundled_raw["workclass"].str.strip().isin(["Private", "State-gov"])]
+    batch = batch[batch["native_country"].str.strip() == "United-States"].head(500)
+    result = features_run(tmp_path, write_source(tmp_path, batch, "batch.parquet"), "fit")
+    assert result.success
+    frame = result.output_for_node("features")
+    assert [c for c in frame.columns if c.startswith("workclass_")] == ["workclass_Private", "workclass_State-gov"]
+    assert [c for c in frame.columns if c.startswith("native_country_")] == ["native_country_United-States"]
+    assert Vocabulary.from_dict(frame.attrs["vocabulary"]).categories["workclass"] == ("Private", "State-gov")
+    bundled = features_run(tmp_path / "b", write_source(tmp_path, batch, "batch2.parquet"), "bundled")
+    assert len(bundled.output_for_node("features").columns) > len(frame.columns)
+
+
+def test_an_unknown_vocabulary_setting_is_refused(tmp_path, bundled_raw):
+    result = features_run(tmp_path, write_source(tmp_path, bundled_raw.head(300), "s.parquet"), "guess")
+    assert "features.vocabulary must be 'bundled' or 'fit', got 'guess'" in step_failure_message(result, "features")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score
 
+from census_assets.core import training
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.training import CVProtocol, cross_validate, fit_final
@@ -57,6 +58,17 @@ def test_cv_on_the_cluster_is_bit_identical_to_local(cluster, census):
     remote = cross_validate_on(client, X, y)
     assert remote.scores == local.scores and len(remote.scores) == 15
     assert remote.threads_per_fit == 1 and remote.workers == 2
+
+
+def test_cv_on_fewer_workers_than_cores_is_bit_identical_to_local(census):
+    """One single-threaded worker on this 2-core machine: every fold queues on it, same scores."""
+    X, y, _ = census
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as single, distributed.Client(single) as client:
+        remote = cross_validate_on(client, X, y)
+    assert remote.workers == 1 < training.available_cores()
+    assert remote.scores == cross_validate(X, y).scores
 
 
 def source_with_cross_partition_duplicates(raw: pd.DataFrame) -> list[pd.DataFrame]:

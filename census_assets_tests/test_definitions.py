@@ -1,5 +1,7 @@
 """The code location loads; jobs, schedule and sensor resolve; the sensor follows the source."""
 
+import hashlib
+
 import dagster as dg
 
 from census_assets import defs
@@ -8,6 +10,7 @@ from census_assets.automation.sensors import census_source_changed
 from census_assets.definitions import build_definitions
 from census_assets.resources.source import CensusSource
 from census_assets.settings import load_environment
+from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
 
 
 def test_definitions_load_and_resolve():
@@ -37,7 +40,8 @@ def test_multiprocess_executor_is_a_setting():
 def test_weekly_schedule_requests_the_pipeline():
     context = dg.build_schedule_context(scheduled_execution_time=None)
     [request] = list(weekly_retrain.evaluate_tick(context).run_requests)
-    assert request.job_name in (None, "census_pipeline")
+    # A schedule's request names no job: it launches the schedule's own job.
+    assert request.job_name is None and weekly_retrain.job_name == "census_pipeline"
 
 
 def evaluate_sensor(path, cursor):
@@ -68,9 +72,9 @@ def test_sensor_skips_with_a_reason_when_the_source_is_missing(tmp_path):
     assert result.run_requests == [] and "source file not found" in result.skip_message
 
 
-def test_bundled_source_has_a_stable_fingerprint():
-    assert CensusSource().fingerprint() == CensusSource().fingerprint()
-    assert CensusSource().fingerprint().startswith("sha256:")
+def test_bundled_source_fingerprint_is_the_content_hash_of_the_shipped_table():
+    shipped = hashlib.sha256(bundled_file(BUNDLED_TRAIN).read_bytes()).hexdigest()
+    assert CensusSource().fingerprint() == f"sha256:{shipped}"
 
 
 def test_kinds_show_where_the_data_lives():
