@@ -7,7 +7,6 @@ variables' names and the values are read where the sensor runs.
 """
 
 import json
-import urllib.request
 
 import dagster as dg
 from pydantic import Field
@@ -77,6 +76,8 @@ class AlertNotifier(dg.ConfigurableResource):
         return "; ".join(done)
 
     def post_webhook(self, alert: dict) -> str:
+        import urllib.request  # only when an alert is sent: loading the code location skips it
+
         request = urllib.request.Request(
             self.webhook_url,
             data=json.dumps(alert, default=str).encode(),

@@ -14,7 +14,6 @@ from census_assets.sources.common import (
     SourceError,
     bundled_file,
 )
-from census_assets.sources.files import file_fingerprint, read_file
 
 
 def _needs_client(bigquery, uri: str) -> None:
@@ -23,6 +22,8 @@ def _needs_client(bigquery, uri: str) -> None:
 
 
 def read_source(uri: str, storage_options: dict | None = None, bigquery=None) -> pd.DataFrame:
+    from census_assets.sources.files import read_file  # fsspec: not needed to load the code location
+
     if uri == BUNDLED_SOURCE:
         return pd.read_parquet(bundled_file(BUNDLED_TRAIN))
     if uri.startswith(BIGQUERY_SCHEME):
@@ -41,4 +42,6 @@ def source_fingerprint(uri: str, storage_options: dict | None = None, bigquery=N
         from census_assets.sources.bigquery import table_info
 
         return table_info(bigquery, uri).version
+    from census_assets.sources.files import file_fingerprint
+
     return file_fingerprint(str(bundled_file(BUNDLED_TRAIN)) if uri == BUNDLED_SOURCE else uri, storage_options)
