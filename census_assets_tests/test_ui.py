@@ -1,8 +1,9 @@
 """The Dagster UI as an operator uses it: a real dagster-webserver, driven by GraphQL and by Chromium.
 
-The session's webserver starts on a fresh instance, so the pass-path browser test, first here,
-sees every census asset "Never materialized". Every other assertion is about the run the test
-itself launched, found by its run id. Screenshots: test-artifacts/ui/<test>/ (CENSUS_UI_ARTIFACTS).
+The pass-path browser test has a webserver of its own on a fresh instance, so it sees every census
+asset "Never materialized" whatever ran before; the others share the session's webserver and assert
+only on the runs they launch, found by run id, so each passes alone and in any order.
+Screenshots: test-artifacts/ui/<test>/ (CENSUS_UI_ARTIFACTS).
 """
 
 import hashlib
@@ -46,7 +47,8 @@ def digest(path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-def test_browser_materialize_all_passes_the_gate_and_shows_the_model(dagster_ui, ui):
+def test_browser_materialize_all_passes_the_gate_and_shows_the_model(fresh_dagster_ui, ui):
+    dagster_ui = fresh_dagster_ui
     server, page = dagster_ui.server, ui.page
     page.goto(server.url + GROUP_PAGE)
     for name in CENSUS_ASSETS:
@@ -98,7 +100,10 @@ def test_browser_materialize_all_passes_the_gate_and_shows_the_model(dagster_ui,
 def test_browser_gate_at_0_99_fails_the_run_and_keeps_the_model(dagster_ui, ui):
     server, page = dagster_ui.server, ui.page
     model = dagster_ui.storage / "lgbm_model.txt"
+    if not model.exists():  # a good model first, so "the model is kept" compares real bytes
+        assert server.wait_for_run(server.launch_job("census_pipeline"))["status"] == "SUCCESS", server.log_tail()
     model_before = digest(model)
+    assert model_before is not None
     page.goto(server.url + GROUP_PAGE)
     expect(asset_node(page, "lgbm_model")).to_be_visible()
 

@@ -9,6 +9,7 @@ would stay QUEUED. Chromium is Debian's (/usr/bin/chromium) driven by the Python
 package; `playwright install` is never needed.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -204,15 +205,10 @@ class Deployment:
     storage: Path
 
 
-@pytest.fixture(scope="session")
-def dagster_ui(tmp_path_factory):
-    """One dagster-webserver (no daemon) for the session on a fresh DAGSTER_HOME holding
-    deploy/webserver-only/dagster.yaml, and fresh storage.
-
-    Runs launched from it, by GraphQL or the browser, write to `storage`. Tests assert on the runs
-    they launch (by run id), never on state another test may have left.
-    """
-    base = tmp_path_factory.mktemp("dagster_ui")
+@contextlib.contextmanager
+def deployment(base: Path):
+    """A dagster-webserver (no daemon) on a fresh DAGSTER_HOME holding
+    deploy/webserver-only/dagster.yaml, and fresh storage under `base`."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     _used_this_session.append("dagster_ui")
     storage = base / "storage"
@@ -220,13 +216,28 @@ def dagster_ui(tmp_path_factory):
         home=base / "dagster_home",
         workdir=base / "work",  # cwd of the server and its runs: nothing lands in the repo
         env={"CENSUS_STORAGE_URL": str(storage)},
-        log_path=ARTIFACTS / "dagster-webserver.log",
+        log_path=ARTIFACTS / f"dagster-webserver-{base.name}.log",
     )
     try:
         server.wait_until_loaded()
         yield Deployment(server, storage)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(tmp_path_factory):
+    """One webserver for the session. Runs launched from it, by GraphQL or the browser, write to
+    `storage`; tests assert on the runs they launch (by run id), never on state another test left."""
+    with deployment(tmp_path_factory.mktemp("dagster_ui")) as ui_deployment:
+        yield ui_deployment
+
+
+@pytest.fixture
+def fresh_dagster_ui(tmp_path_factory):
+    """A webserver of its own, on an instance where nothing has run yet."""
+    with deployment(tmp_path_factory.mktemp("fresh_dagster_ui")) as ui_deployment:
+        yield ui_deployment
 
 
 @pytest.fixture(scope="session")
