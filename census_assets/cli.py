@@ -14,6 +14,7 @@ place, or one upload on gs://), so a failed run leaves neither a partial output 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -158,10 +159,8 @@ class Output:
 
     def discard(self) -> None:
         if self.temporary is not None:
-            try:
+            with contextlib.suppress(OSError):  # never mask the error that got us here
                 os.unlink(self.temporary)
-            except FileNotFoundError:
-                pass
             self.temporary = None
 
 
@@ -239,6 +238,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def rescore(args: argparse.Namespace) -> None:
+    """Queue runs that re-score the batches scored by another model than production's
+    (docs/batches.md): a `dagster job backfill` of score_batches on the instance at DAGSTER_HOME."""
+    from census_assets.automation.inbox import rescore as queue_rescore
+
+    production = registry(args.storage).production()["version"]
+    location = ["-w", args.workspace] if args.workspace else ["-m", "census_assets"]
+    try:
+        queue_rescore(production, args.all, location, dry_run=args.dry_run)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     main = Parser(prog="census-assets", description=__doc__.split("\n")[0])
     commands = main.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -266,6 +278,10 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--grace-hours", type=float, default=24.0, help="uncommitted files younger than this may be a running run's"
     )
+    s = command("rescore", rescore, "Re-score the batches scored by another model than production's (DAGSTER_HOME).")
+    s.add_argument("--all", action="store_true", help="every batch, not only those behind production")
+    s.add_argument("--workspace", help="the deployment's workspace.yaml (default: the module census_assets)")
+    s.add_argument("--dry-run", action="store_true", help="print the batches and the dagster commands only")
     return main
 
 
