@@ -7,12 +7,12 @@ to the event log as a FRESHNESS_STATE_CHANGE event, which the UI's asset health
 (`freshnessStatusInfo`) and the census_asset_health_alert sensor read.
 
 The daemon test runs one real deployment (code server, webserver, daemon on a temporary
-DAGSTER_HOME, census_assets_tests/daemon_support.py) with 60 s / 70 s windows, Dagster's minimum
-being one minute. lgbm_model is given one materialization stored as if made 48 s earlier (the
+DAGSTER_HOME, census_assets_tests/daemon_support.py) with 60 s / 68 s windows, Dagster's minimum
+being one minute. lgbm_model is given one materialization stored as if made 52 s earlier (the
 evaluation compares the last materialization's timestamp with the clock, so this is the state
-48 s after a real one, without waiting for it), then left alone: the daemon turns it from PASS to
-WARN to FAIL, the UI shows it, and the alert sensor in the same daemon POSTs the failure once, also
-across a restart of the daemon.
+52 s after a real one, without waiting for it), then left alone: the daemon turns it from PASS to
+WARN to FAIL, the UI shows it, and the alert sensor in the same daemon POSTs the failure once; after
+a restart of the daemon it sends what happened while it was down and nothing twice.
 """
 
 import time
@@ -67,7 +67,7 @@ def test_bad_windows_fail_at_load_with_the_variable_name(env, message):
 
 # The real daemon
 
-WARN_SECONDS, FAIL_SECONDS, MATERIALISED_AGO = 60, 70, 48
+WARN_SECONDS, FAIL_SECONDS, MATERIALISED_AGO = 60, 68, 52
 ALERT_INTERVAL = 2
 LOCATION = "census_assets"
 ALERT_SENSOR = "census_asset_health_alert"
@@ -86,7 +86,7 @@ FRESHNESS = """query Freshness($key: AssetKeyInput!) {
 }"""
 SENSOR_TICKS = """query Ticks($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { __typename
-    ... on Sensor { sensorState { status ticks(limit: 1) { status cursor timestamp } } } } }"""
+    ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor lastTickTimestamp } } } } } }"""
 NOTIFIER = """query Notifier($selector: ResourceSelector!) {
   topLevelResourceDetailsOrError(resourceSelector: $selector) { __typename
     ... on ResourceDetails { configuredValues { key value type } } } }"""
@@ -124,12 +124,11 @@ def wait_for(what: str, condition, timeout: float = 60, every: float = 0.5):
     raise TimeoutError(f"no {what} after {timeout:.0f} s")
 
 
-def last_tick(deployment, name: str) -> dict | None:
-    """The sensor's latest tick (status, cursor, timestamp), None before its first."""
+def sensor_state(deployment, name: str) -> dict:
+    """The sensor's saved state: lastCursor and lastTickTimestamp (None before its first tick)."""
     selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "sensorName": name}
     sensor = deployment.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]
-    ticks = sensor["sensorState"]["ticks"]
-    return ticks[0] if ticks else None
+    return sensor["sensorState"]["typeSpecificData"] or {}
 
 
 def freshness_changes(instance) -> list[tuple[str, str]]:
@@ -152,7 +151,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         "__typename": "TimeWindowFreshnessPolicy", "failWindowSeconds": FAIL_SECONDS, "warnWindowSeconds": WARN_SECONDS,
     }  # fmt: skip
     # The alert sensor (on by default) has had its first tick, so it watches from before what follows.
-    wait_for("first alert-sensor tick", lambda: (last_tick(deployment, ALERT_SENSOR) or {}).get("cursor"))
+    wait_for("first alert-sensor tick", lambda: sensor_state(deployment, ALERT_SENSOR).get("lastCursor"))
 
     instance = dg.DagsterInstance.from_config(str(deployment.home))
     try:
@@ -198,17 +197,23 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         assert fail["asset"] == "lgbm_model" and fail["fail_window_hours"] == round(FAIL_SECONDS / 3600, 4)
         assert FAIL_SECONDS - 2 <= fail["hours_since_materialization"] * 3600 < FAIL_SECONDS + 10
 
-        # A restarted daemon continues from the saved cursor: nothing is sent again.
-        cursor = last_tick(deployment, ALERT_SENSOR)["cursor"]
-        deployment.restart_servers()
-        restarted = time.time()
-        ticked = wait_for(
-            "alert-sensor tick after the restart",
-            lambda: (tick := last_tick(deployment, ALERT_SENSOR)) and tick["timestamp"] > restarted and tick,
-        )
-        assert int(ticked["cursor"]) >= int(cursor) and ticked["status"] == "SKIPPED"
+        # A restarted daemon continues from the saved cursor: what happened while it was down is
+        # sent (not skipped as history), what was sent before is not sent again.
+        deployment.daemon.stop()  # the daemon alone: the webserver and code server stay up
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=MODEL, check_name="reported_while_down", passed=False,
+                severity=dg.AssetCheckSeverity.ERROR, description="reported while the daemon was down",
+            )
+        )  # fmt: skip
+        deployment.daemon.start()
+
+        def check_alerts():
+            return [a for a in deployment.hook.alerts if a.get("check") == "reported_while_down"]
+
+        wait_for("the alert of the check reported while the daemon was down", check_alerts, timeout=60)
         time.sleep(ALERT_INTERVAL * 2)
-        assert len(freshness_alerts()) == 2
+        assert len(check_alerts()) == 1 and len(freshness_alerts()) == 2
     finally:
         instance.dispose()
 
