@@ -56,7 +56,7 @@ def test_browser_materialize_all_passes_the_gate_and_shows_the_model(fresh_dagst
     ui.shot("graph-never-materialized")
 
     with page.expect_response(is_launch) as launch:
-        page.get_by_role("button", name=re.compile(r"Materialize all$")).click()
+        page.get_by_role("button", name=re.compile(r"Materialize all( \(\d+\))?$")).click()
     run_id = launched_run_id(launch.value)
     toast = page.locator("[data-sonner-toast]").filter(has_text=f"Launched run {run_id[:8]}")
     expect(toast).to_be_visible()
@@ -107,7 +107,7 @@ def test_browser_gate_at_0_99_fails_the_run_and_keeps_the_model(dagster_ui, ui):
     page.goto(server.url + GROUP_PAGE)
     expect(asset_node(page, "lgbm_model")).to_be_visible()
 
-    materialize_all = page.get_by_role("button", name=re.compile(r"Materialize all$"))
+    materialize_all = page.get_by_role("button", name=re.compile(r"Materialize all( \(\d+\))?$"))
     materialize_all.locator("xpath=ancestor::span[1]/following-sibling::span[1]//button").click()
     page.get_by_role("menuitem", name="Open launchpad").click()
     launchpad = page.get_by_role("dialog")

@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1600, "height": 1000}  # wide enough for the census chain to render full asset nodes
+VIEWPORT = {"width": 2400, "height": 1200}  # the census chain, source included, renders as full asset nodes
 EXPECT_TIMEOUT_MS = 30_000  # Playwright's 5 s default is flaky on 2 busy cores
 RUN_TIMEOUT_S = 300  # a whole census run, from launch to a final status
 STARTUP_TIMEOUT_S = 180
