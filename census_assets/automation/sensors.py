@@ -126,7 +126,7 @@ def failure_alert(context: dg.RunFailureSensorContext) -> dict:
     return {
         "kind": "run_failure",
         "severity": "ERROR",
-        "summary": f"census run {run.run_id} ({run.job_name}) failed: {what}",
+        "summary": f"census run failed: {run.run_id} ({run.job_name}): {what}",
         "run_id": run.run_id,
         "job": run.job_name,
         "message": context.failure_event.message,
