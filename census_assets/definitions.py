@@ -130,7 +130,8 @@ def with_freshness(assets: list, environment: Environment) -> list:
 
 def with_deployment_kinds(assets: list, environment: Environment) -> list:
     """Kinds that depend on where data lives, so the UI shows it: `gcs` on every asset the IO
-    manager stores when the storage is gs://, `bigquery` on raw_census when the source is bq://."""
+    manager stores when the storage is gs://; on census_source `gcs` or `bigquery` after the
+    source, and `bigquery` on raw_census when the source is bq://."""
 
     def add_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
         kinds = set(spec.kinds)
