@@ -20,13 +20,13 @@ OMP_WAIT_POLICY=PASSIVE, as census_assets.core.training sets for local runs.
 import math
 import time
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from census_assets.core import training
 from census_assets.core.cleaning import clean
 from census_assets.core.features import CATEGORICAL_COLUMNS, Vocabulary, encode
+from census_assets.core.lightgbm_runtime import lgb, lightgbm
 from census_assets.core.training import CVProtocol, CVResult
 from census_assets.settings import DEFAULT_LIGHTGBM_PORT
 
@@ -75,7 +75,7 @@ def fit_final_on(
     X: training.Features,
     y: np.ndarray,
     feature_names: list[str],
-    model_seed: int = 1,
+    model_seed: int | None = None,
     base_port: int = DEFAULT_LIGHTGBM_PORT,
     partitions: int | None = None,
 ) -> lgb.Booster:
@@ -85,7 +85,7 @@ def fit_final_on(
     worker holds data and `machines=` lists exactly the workers that train.
     """
     import dask.array as da
-    from lightgbm.dask import DaskLGBMClassifier
+    dask_lightgbm = lightgbm("dask")
 
     workers = sorted(client.nthreads())
     parts = max(partitions or 2 * len(workers), len(workers))
@@ -99,7 +99,7 @@ def fit_final_on(
         fy = client.scatter(y[rows], workers=where, hash=False)
         chunks_X.append(da.from_delayed(fx, shape=chunk.shape, dtype=chunk.dtype))
         chunks_y.append(da.from_delayed(fy, shape=(len(rows),), dtype=y.dtype))
-    model = DaskLGBMClassifier(
+    model = dask_lightgbm.DaskLGBMClassifier(
         client=client,
         random_state=model_seed,
         verbose=-1,

@@ -103,7 +103,8 @@ class Registry:
         except FileNotFoundError:
             raise
         except OSError as error:  # a folder where a file belongs, a file where a folder does
-            raise RegistryError(f"cannot read {self.store.url(name)}: {error}") from None
+            url, reason = self.store.url(name), error.strerror or str(error)
+            raise RegistryError(reason if url in reason else f"cannot read {url}: {reason}") from None
         return self._parse(data, name)
 
     def _parse(self, data: bytes, name: str) -> Any:

@@ -59,7 +59,7 @@ class DaskResource(dg.ConfigurableResource):
         return self.enabled and rows >= self.distributed_fit_min_rows
 
     def fit_final(
-        self, X: training.Features, y: np.ndarray, feature_names: list[str], model_seed: int
+        self, X: training.Features, y: np.ndarray, feature_names: list[str], model_seed: int | None
     ) -> "lgb.Booster":
         if not self.fits_on_cluster(len(y)):
             return training.fit_final(X, y, feature_names, model_seed)

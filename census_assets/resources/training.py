@@ -17,7 +17,10 @@ class TrainingSettings(dg.ConfigurableResource):
     n_splits: int = Field(default=5, description="RepeatedStratifiedKFold n_splits")
     n_repeats: int = Field(default=3, description="RepeatedStratifiedKFold n_repeats")
     cv_random_state: int = Field(default=1, description="RepeatedStratifiedKFold random_state")
-    model_seed: int = Field(default=1, description="LightGBM random_state")
+    model_seed: int | None = Field(
+        default=None,
+        description="LightGBM random_state; empty: none passed, exactly the seed's LGBMClassifier()",
+    )
     workers: int = Field(
         default=0,
         description="CENSUS_WORKERS: CV fits side by side; 0 = one per core "
