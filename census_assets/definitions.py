@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from census_assets.assets.batches import BATCH_ASSETS, BatchInbox
 from census_assets.assets.census import TRAINING_ASSETS, lgbm_model, raw_census
 from census_assets.assets.evaluation import drift, holdout_metrics
 from census_assets.assets.feature_table import feature_table
@@ -11,6 +12,7 @@ from census_assets.assets.promotion import production_model
 from census_assets.assets.scoring import scored_census
 from census_assets.assets.source import census_source
 from census_assets.automation.conditions import GATED_EAGER
+from census_assets.automation.inbox import BATCH_JOBS, build_inbox_sensor
 from census_assets.automation.jobs import census_pipeline, rollback_production
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import (
@@ -19,6 +21,7 @@ from census_assets.automation.sensors import (
     census_run_failure_alert,
     census_source_changed,
 )
+from census_assets.checks.batches import BATCH_CHECKS
 from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
@@ -101,6 +104,11 @@ def build_resources(environment: Environment) -> dict:
             accuracy_threshold=environment.accuracy_threshold, workers=environment.workers
         ),
         "lifecycle": LifecycleSettings(),
+        "inbox": BatchInbox(
+            url=environment.inbox,
+            gcs_retry_deadline=environment.gcs_retry_deadline,
+            gcp_credentials=gcp_key(environment),
+        ),
         "notifier": notifier(environment),
         "dask": DaskResource(
             address=environment.dask_address, distributed_fit_min_rows=environment.dask_fit_min_rows
@@ -152,17 +160,20 @@ def build_definitions(environment: Environment) -> dg.Definitions:
         assets=with_deployment_kinds(
             with_freshness(
                 with_automation([census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS]), environment
-            ),
+            )
+            # Batch scoring follows the inbox sensor, not the eager condition (docs/batches.md).
+            + BATCH_ASSETS,
             environment,
         ),
-        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS],
-        jobs=[census_pipeline, rollback_production],
+        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *BATCH_CHECKS],
+        jobs=[census_pipeline, rollback_production, *BATCH_JOBS],
         schedules=[weekly_retrain],
         sensors=[
             census_source_changed,
             census_automation,
             census_run_failure_alert,
             asset_health_alert_sensor(environment.alert_interval_seconds),
+            build_inbox_sensor(environment.inbox_interval_seconds),
         ],
         resources=build_resources(environment),
         # The graph is a chain: one process avoids paying a Python start-up per step.

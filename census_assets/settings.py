@@ -35,6 +35,9 @@ GCS_BUCKET = "CENSUS_GCS_BUCKET"
 GCS_PREFIX = "CENSUS_GCS_PREFIX"
 BQ_DATASET = "CENSUS_BQ_DATASET"
 GCS_RETRY_DEADLINE = "CENSUS_GCS_RETRY_DEADLINE"
+# Batch scoring (docs/batches.md): where batch files arrive, and how often the inbox sensor looks.
+INBOX_URL = "CENSUS_INBOX_URL"
+INBOX_INTERVAL_SECONDS = "CENSUS_INBOX_INTERVAL_SECONDS"
 # A base64-encoded service-account JSON key; read through dg.EnvVar, so the UI never shows it.
 GCP_CREDENTIALS = "GCP_CREDENTIALS"
 
@@ -83,6 +86,13 @@ class Environment:
     bq_dataset: str = ""  # where feature_table is published; empty = not published (local)
     gcs_retry_deadline: float = DEFAULT_GCS_RETRY_DEADLINE
     gcp_key_in_env: bool = False  # GCP_CREDENTIALS is set: use that key, not default credentials
+    inbox_url: str = ""  # batch files arrive here (local folder or gs://); empty: <storage_url>/inbox
+    inbox_interval_seconds: int = 30  # the inbox sensor's minimum interval
+
+    @property
+    def inbox(self) -> str:
+        """CENSUS_INBOX_URL, by default the `inbox` folder of the storage."""
+        return self.inbox_url or f"{self.storage_url.rstrip('/')}/inbox"
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -195,6 +205,20 @@ def _freshness_windows(environ: Mapping[str, str]) -> dict:
     return dict(freshness_warn_seconds=warn, freshness_fail_seconds=fail)
 
 
+def _inbox_url(environ: Mapping[str, str]) -> str:
+    raw = environ.get(INBOX_URL, "").strip().rstrip("/")
+    if raw and "://" in raw and not raw.startswith(("gs://", "file://")):
+        raise SettingsError(f"{INBOX_URL}={raw!r} must be a local folder or a gs://bucket/prefix")
+    return raw if not raw or "://" in raw else str(Path(raw).expanduser().resolve())
+
+
+def _inbox_interval(environ: Mapping[str, str]) -> int:
+    raw = environ.get(INBOX_INTERVAL_SECONDS, "").strip() or "30"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{INBOX_INTERVAL_SECONDS}={raw!r} must be a whole number of seconds, at least 1")
+    return int(raw)
+
+
 def _required(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
@@ -246,4 +270,6 @@ def load_environment(environ: Mapping[str, str] = os.environ) -> Environment:
         dask_fit_min_rows=_dask_fit_min_rows(environ),
         gcs_retry_deadline=_gcs_retry_deadline(environ),
         gcp_key_in_env=bool(environ.get(GCP_CREDENTIALS, "").strip()),
+        inbox_url=_inbox_url(environ),
+        inbox_interval_seconds=_inbox_interval(environ),
     )

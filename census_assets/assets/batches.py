@@ -1,0 +1,391 @@
+"""Batch scoring: every file dropped in the inbox (CENSUS_INBOX_URL) becomes a partition of
+`scored_batch`, scored by the production model exactly as `census-assets predict` scores it;
+`batch_summary` is the one page an operator reads across batches.
+
+The inbox sensor (automation/inbox.py) registers the partitions and requests one run per new or
+changed file; the drift check per partition is checks/batches.py. docs/batches.md.
+"""
+
+
+import datetime as dt
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from census_assets.assets.evaluation import REFERENCE_PROFILE
+from census_assets.constants import OWNERS, SCORING_POOL, STORAGE_RETRY, refuse
+from census_assets.core import batches as core
+from census_assets.core.drift import ReferenceProfile
+from census_assets.core.registry import RegistryError
+from census_assets.core.schema import SchemaError
+from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
+from census_assets.io_manager import CensusIOManager
+from census_assets.metadata import frame_metadata, markdown_table, png_markdown
+from census_assets.predict import score_with_production
+from census_assets.resources.lifecycle import LifecycleSettings
+from census_assets.settings import DEFAULT_GCS_RETRY_DEADLINE
+
+BATCH_GROUP = "batch_scoring"
+# The IO manager publishes partition P of an asset carrying this definition metadata at
+# `<storage>/<value>/<P>.parquet` (census_assets.io_manager).
+PUBLISHED_AS = "census/published_as"
+SCORED_FOLDER = "scored"
+census_batches = dg.DynamicPartitionsDefinition(name="census_batches")
+BATCH_ASSET = dict(group_name=BATCH_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY)
+# A sensor tick must not wait out the full storage retry budget.
+LISTING_DEADLINE_S = 30.0
+
+
+# ---- the inbox: a local folder or a gs:// prefix -------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _gcs_client(emulator_host: str | None, credentials: str | None):
+    # One client per process (per emulator address, read when the client is made, and key).
+    from google.cloud import storage
+
+    if credentials:
+        from census_assets.artifacts import service_account_info
+
+        return storage.Client.from_service_account_info(service_account_info(credentials))
+    return storage.Client(project=None)
+
+
+class BatchInbox(dg.ConfigurableResource):
+    """Where batches arrive (CENSUS_INBOX_URL): a local folder or gs://bucket/prefix, one file a batch."""
+
+    url: str = Field(description="CENSUS_INBOX_URL: a local folder or gs://bucket/prefix (default <storage>/inbox)")
+    gcs_retry_deadline: float = Field(
+        default=DEFAULT_GCS_RETRY_DEADLINE,
+        description="CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// listing or read retries transient errors",
+    )
+    gcp_credentials: str | None = Field(
+        default=None,
+        description="GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials",
+    )
+
+    @property
+    def is_gcs(self) -> bool:
+        return self.url.startswith(("gs://", "gcs://"))
+
+    @property
+    def complete_when_listed(self) -> bool:
+        """GCS lists an object only once its upload has finished; a local file may be half-written."""
+        return self.is_gcs
+
+    def file_url(self, name: str) -> str:
+        return f"{self.url.rstrip('/')}/{name}"
+
+    # gs://
+
+    def _bucket_prefix(self) -> tuple[str, str]:
+        bucket, _, prefix = self.url.split("://", 1)[1].partition("/")
+        prefix = prefix.strip("/")
+        return bucket, f"{prefix}/" if prefix else ""
+
+    def _policy(self, deadline: float | None = None) -> dict:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        deadline = min(deadline or self.gcs_retry_deadline, self.gcs_retry_deadline)
+        retry = DEFAULT_RETRY.with_delay(initial=min(1.0, deadline / 20), maximum=max(deadline / 4, 0.1))
+        return {"retry": retry.with_timeout(deadline), "timeout": min(60.0, max(deadline, 10.0))}
+
+    def _client(self):
+        return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), self.gcp_credentials)
+
+    @staticmethod
+    def _gcs_fingerprint(blob) -> str:
+        # md5 for ordinary uploads; composite objects have only a crc32c.
+        return f"md5:{blob.md5_hash}" if blob.md5_hash else f"crc32c:{blob.crc32c}"
+
+    def _list_gcs(self, deadline: float | None) -> list[core.InboxFile]:
+        bucket, prefix = self._bucket_prefix()
+        blobs = self._client().list_blobs(
+            bucket,
+            prefix=prefix,
+            delimiter="/",  # the inbox's own objects, not its "sub-folders"
+            fields="items(name,size,md5Hash,crc32c),nextPageToken,prefixes",
+            **self._policy(deadline),
+        )
+        files = []
+        for blob in blobs:
+            name = blob.name[len(prefix) :]
+            if core.is_batch_name(name):
+                files.append(core.InboxFile(name, int(blob.size or 0), self._gcs_fingerprint(blob)))
+        return files
+
+    def _read_gcs(self, name: str) -> tuple[bytes, str]:
+        bucket, prefix = self._bucket_prefix()
+        policy = self._policy()
+        blob = self._client().bucket(bucket).get_blob(prefix + name, **policy)
+        if blob is None:
+            raise FileNotFoundError(self.file_url(name))
+        # Exactly the generation whose checksum is the fingerprint (a replacement in between fails
+        # the precondition and the step is retried).
+        data = blob.download_as_bytes(if_generation_match=blob.generation, **policy)
+        return data, self._gcs_fingerprint(blob)
+
+    # local
+
+    def _root(self) -> str:
+        return self.url.removeprefix("file://")
+
+    def _list_local(self) -> list[core.InboxFile]:
+        root = self._root()
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"inbox folder {root} does not exist")
+        files = []
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if not core.is_batch_name(entry.name) or not entry.is_file():
+                    continue
+                try:
+                    with open(entry.path, "rb") as handle:
+                        size = os.fstat(handle.fileno()).st_size
+                        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                except FileNotFoundError:  # removed between the listing and the read
+                    continue
+                files.append(core.InboxFile(entry.name, size, f"sha256:{digest}"))
+        return files
+
+    def _read_local(self, name: str) -> tuple[bytes, str]:
+        with open(os.path.join(self._root(), name), "rb") as handle:
+            data = handle.read()
+        return data, core.content_fingerprint(data)
+
+    # either
+
+    def list_batches(self, deadline: float | None = None) -> list[core.InboxFile]:
+        """Every batch file in the inbox with its size and content fingerprint."""
+        return self._list_gcs(deadline) if self.is_gcs else self._list_local()
+
+    def find(self, key: str) -> core.InboxFile | None:
+        """The inbox file whose partition key is `key`."""
+        return next((f for f in self.list_batches() if core.partition_key(f.name) == key), None)
+
+    def read(self, name: str) -> tuple[bytes, str]:
+        """A file's bytes and the fingerprint of exactly those bytes."""
+        return self._read_gcs(name) if self.is_gcs else self._read_local(name)
+
+
+# ---- scored_batch --------------------------------------------------------------------------------
+
+
+class ScoreBatchConfig(dg.Config):
+    max_unscorable_share: float = Field(
+        default=0.1,
+        description="Refuse a batch when more than this share of its rows cannot be scored (a model input missing).",
+    )
+    lightgbm_threads: int = Field(
+        default=1,
+        description="OpenMP threads for the prediction. Two scoring runs run side by side (pool "
+        "census_scoring), so 1 keeps a 2-core machine at 2 LightGBM threads.",
+    )
+
+
+def _limit_threads(threads: int):
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, threads), user_api="openmp")
+
+
+def score_batch(raw: pd.DataFrame, io_manager: CensusIOManager, threads: int = 1):
+    """(pointer, Scored, DriftReport | None, seconds scoring): the production model through
+    census_assets.predict.score_with_production, then drift against that model's reference."""
+    registry = io_manager.registry()
+    started = time.perf_counter()
+    with _limit_threads(threads):
+        pointer, scored = score_with_production(raw, registry)
+    seconds = time.perf_counter() - started
+    reference = ReferenceProfile.from_dict(registry.read_json(pointer["version"], REFERENCE_PROFILE))
+    return pointer, scored, core.batch_drift(reference, raw), seconds
+
+
+def scoring_metadata(frame: pd.DataFrame, scored, report, profile: core.BatchProfile) -> dict:
+    """The figures of one scored batch, floats so the UI plots them across partitions."""
+    probability = frame[PROBABILITY]
+    scored_rows = int(probability.notna().sum())
+    flags = frame[FLAG]
+    unseen_rows = int(flags.str.contains("unseen ", regex=False).sum())
+    metadata = {
+        "rows": float(len(frame)),
+        "scored_rows": float(scored_rows),
+        "flagged_rows": float((flags != "").sum()),
+        "unscorable_rows": float(profile.unscorable_rows),
+        "positive_rate": float(frame[PREDICTION].mean()) if scored_rows else 0.0,
+        "mean_probability": float(probability.mean()) if scored_rows else 0.0,
+        "unseen_category_share": unseen_rows / scored_rows if scored_rows else 0.0,
+    }
+    if report is not None:
+        metadata.update(
+            {
+                "max_psi": float(report.max_psi),
+                "worst_feature": report.worst_feature or "",
+                "max_unseen_share": float(report.max_unseen_share),
+                **{f"psi {name}": float(value) for name, value in report.psi.items()},
+                **{f"unseen_share {name}": float(value) for name, value in report.unseen_share.items()},
+            }
+        )
+    return metadata
+
+
+@dg.asset(
+    **BATCH_ASSET,
+    partitions_def=census_batches,
+    pool=SCORING_POOL,
+    metadata={PUBLISHED_AS: SCORED_FOLDER},
+    kinds={"lightgbm", "pandas", "parquet"},
+    code_version="1",
+    # A run of the whole graph without a partition (`--select '*'`) scores nothing and skips it.
+    output_required=False,
+)
+def scored_batch(
+    context: dg.AssetExecutionContext,
+    config: ScoreBatchConfig,
+    inbox: BatchInbox,
+    io_manager: dg.ResourceParam[CensusIOManager],
+):
+    """One inbox file scored by the production model, one row per input row in order, through the
+    same code path as `census-assets predict` (never_married_probability, never_married,
+    scoring_flag). A bad file fails its own partition with the reason and nothing is stored; the
+    inbox file stays where it is. Published at `<storage>/scored/<partition>.parquet`."""
+    if not context.has_partition_key:
+        context.log.info("scored_batch scores one inbox batch per run: no partition in this run, nothing to score")
+        return
+    key = context.partition_key
+    if not core.is_safe_key(key):
+        raise refuse(f"partition key {key!r} is not a safe name ([A-Za-z0-9_.-], no '..'): not an inbox key")
+    entry = inbox.find(key)
+    if entry is None:
+        raise refuse(f"no file in the inbox {inbox.url} has the partition key {key!r} (removed or renamed?)")
+    url = inbox.file_url(entry.name)
+    data, fingerprint = inbox.read(entry.name)
+    try:
+        raw = core.read_batch(data, entry.name)
+        profile = core.check_batch(raw, config.max_unscorable_share)
+        pointer, scored, report, seconds = score_batch(raw, io_manager, config.lightgbm_threads)
+    except (core.BatchError, SchemaError, ScoringError) as error:
+        raise refuse(f"{url}: {error}") from error
+    except RegistryError as error:
+        raise refuse(f"cannot score {url}: {error}") from error
+    frame = scored.frame
+    version = pointer["version"]
+    context.log.info(f"{url}: {len(frame)} rows scored by model {version} in {seconds:.2f} s")
+    yield dg.Output(
+        frame,
+        metadata={
+            "model_version": version,
+            "inbox_file": dg.MetadataValue.path(url),
+            "content_fingerprint": fingerprint,
+            **scoring_metadata(frame, scored, report, profile),
+            "score_seconds": seconds,
+            **frame_metadata(frame),
+        },
+        # What the scores are a function of: the file's content and the model.
+        data_version=dg.DataVersion(f"{fingerprint}|{version}"),
+    )
+
+
+# ---- what happened to every batch, read from the instance ---------------------------------------
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _failure_reason(instance: dg.DagsterInstance, partition: str) -> tuple[str, str]:
+    """(time, reason) of the latest failed attempt at a partition: its run's step failure."""
+    info = instance.get_latest_planned_materialization_info(scored_batch.key, partition)
+    if info is None:
+        return "", ""
+    records = instance.get_records_for_run(info.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    for record in reversed(records):
+        data = record.event_log_entry.dagster_event.step_failure_data
+        if record.event_log_entry.step_key == "scored_batch" and data is not None:
+            reason = (data.user_failure_data.description if data.user_failure_data else None) or data.error.message
+            return _utc(record.timestamp), reason.strip()
+    run = instance.get_run_by_id(info.run_id)
+    return "", f"run {info.run_id} {run.status.value.lower() if run else 'not found'}"
+
+
+def batch_records(instance: dg.DagsterInstance, partitions: Sequence[str] | None = None) -> list[dict]:
+    """For every partition: status, the latest materialization's figures (model_version, rows, PSI),
+    and for a failed partition the reason its latest attempt failed."""
+    from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+
+    keys = list(partitions if partitions is not None else instance.get_dynamic_partitions(census_batches.name))
+    latest = instance.get_latest_storage_id_by_partition(scored_batch.key, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    wanted = [latest[key] for key in keys if key in latest]
+    events: dict[str, dg.EventLogRecord] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=scored_batch.key, storage_ids=chunk), limit=len(chunk)
+        )
+        events.update({r.partition_key: r for r in result.records})
+    statuses = instance.get_status_by_partition(scored_batch.key, keys, census_batches) or {}
+    records = []
+    for key in keys:
+        status = statuses.get(key)
+        record: dict = {"partition": key, "status": "not scored"}
+        if (event := events.get(key)) is not None:
+            metadata = {name: value.value for name, value in event.asset_materialization.metadata.items()}
+            record.update({k: v for k, v in metadata.items() if isinstance(v, str | int | float)})
+            record.update(status="scored", updated_at=_utc(event.timestamp), run_id=event.run_id)
+        if status == AssetPartitionStatus.FAILED:
+            failed_at, reason = _failure_reason(instance, key)
+            record.update(status="failed", failure=reason, updated_at=failed_at or record.get("updated_at", ""))
+        elif status == AssetPartitionStatus.IN_PROGRESS:
+            record["status"] = "in progress"
+        records.append(record)
+    return records
+
+
+@dg.asset(**BATCH_ASSET, deps=[scored_batch], kinds={"pandas", "parquet"}, code_version="1")
+def batch_summary(
+    context: dg.AssetExecutionContext,
+    io_manager: dg.ResourceParam[CensusIOManager],
+    lifecycle: LifecycleSettings,
+) -> dg.Output[pd.DataFrame]:
+    """Every batch at a glance: scored or failed (and why), rows, the model version that scored it
+    and whether that is still production's, drift (max PSI) per batch over time."""
+    pointer = io_manager.registry().pointer()
+    production = pointer["version"] if pointer else None
+    records = batch_records(context.instance)
+    table = core.summary_table(records, production)
+    scored = table[table["status"] == "scored"]
+    behind = scored[~scored["current"]]
+    metadata = {
+        "production_version": production or "none",
+        "batches": float(len(table)),
+        "batches_scored": float(len(scored)),
+        "batches_failed": float((table["status"] == "failed").sum()),
+        "batches_behind_production": float(len(behind)),
+        "rows_scored": float(scored["scored_rows"].sum()),
+        "max_psi_latest_batch": float(scored["max_psi"].iloc[0]) if len(scored) else 0.0,
+        "max_psi_all_batches": float(scored["max_psi"].max()) if len(scored) else 0.0,
+        "batches_above_warn_psi": float((scored["max_psi"] > lifecycle.drift_warn_psi).sum()),
+        "batches_above_fail_psi": float((scored["max_psi"] > lifecycle.drift_fail_psi).sum()),
+        "behind_production": ", ".join(behind["partition"].head(20)) + (" ..." if len(behind) > 20 else "")
+        if len(behind)
+        else "none",
+        "batches_table": markdown_table(table.head(50).round({"positive_rate": 4, "max_psi": 4})),
+    }
+    if len(scored):
+        chart = core.drift_chart_png(scored, lifecycle.drift_warn_psi, lifecycle.drift_fail_psi)
+        metadata["drift_over_time"] = png_markdown(chart, "max PSI per batch over time")
+    if len(behind):
+        context.log.warning(
+            f"{len(behind)} batch(es) scored by another model than production {production}: "
+            "re-score with `census-assets rescore` (docs/batches.md)"
+        )
+    return dg.Output(table, metadata=metadata)
+
+
+BATCH_ASSETS = [scored_batch, batch_summary]
