@@ -122,22 +122,32 @@ class Service:
 
     def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL if anything of it is left after a timeout."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(STOP_TIMEOUT_S)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the leader may be gone while children (a run, a code server) linger
-            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_services([self])
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             pass
-        self.process.wait()
-        unregister_log(self.name)
+
+
+def stop_services(services: Sequence[Service], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM to every service's process group at once; after `timeout` (or as soon as each leader
+    has exited), SIGKILL to each group, so no child (a run, a spawned code server) outlives it."""
+    started = [service for service in services if service.process is not None]
+    for service in started:
+        if service.process.poll() is None:
+            service._signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for service in started:
+        try:
+            service.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for service in started:
+        service._signal(signal.SIGKILL)  # the leader may be gone while children linger
+        service.process.wait()
+        unregister_log(service.name)
 
 
 class DagsterDeployment:
@@ -261,16 +271,14 @@ class DagsterDeployment:
         self.wait_until_ready()
 
     def stop_servers(self) -> None:
-        self.daemon.stop()
-        self.webserver.stop()
+        stop_services([self.daemon, self.webserver])
 
     def restart_servers(self) -> None:
         self.stop_servers()
         self.start_servers()
 
     def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
+        stop_services(self.services)
 
     def dagster_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """`dagster ...` against this instance (e.g. `instance concurrency set census_training 1`)."""
