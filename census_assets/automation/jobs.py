@@ -11,7 +11,8 @@ from census_assets.io_manager import CensusIOManager
 census_pipeline = dg.define_asset_job(
     "census_pipeline",
     # Downstream of the census group: the lifecycle (held-out metrics, drift, promotion, scoring).
-    selection=dg.AssetSelection.groups(TRAINING_GROUP).downstream(),
+    # The source's observation first, so raw_census's data version follows what it reads.
+    selection=dg.AssetSelection.groups(TRAINING_GROUP, include_sources=True).downstream(),
     description="The whole graph: source, clean, features, CV gate, model, evaluation, drift, promotion.",
 )
 
