@@ -1,6 +1,7 @@
 """Benchmark: the reference pipeline and ours, stage by stage, in one process; then the CLI.
 
     python -m census_assets.bench [--scale N] [--no-reference] [--reference-cv] [--no-cli]
+    python -m census_assets.bench --batches   # batch scoring only (docs/batches.md)
 
 Prints one JSON line: seconds per stage for both implementations, ratios, whether the fold
 scores are identical, peak memory (RSS) per stage, and the wall time and peak RSS of a full
@@ -134,13 +135,190 @@ def run_cli(raw_source: str) -> dict:
     }
 
 
+# ---- batch scoring (--batches) ------------------------------------------------------------------
+
+
+def _best(function, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _publish_bundled_model(storage: str):
+    """The bundled table's model promoted in a fresh registry, as production_model publishes it."""
+    from census_assets.artifacts import ArtifactStore, codec_for, write_files
+    from census_assets.assets.evaluation import REFERENCE_PROFILE
+    from census_assets.core.drift import fit_reference
+    from census_assets.core.registry import Registry, model_version
+    from census_assets.core.training import TrainedModel
+    from census_assets.sources.common import BUNDLED_VOCABULARY
+
+    cleaned = clean(pd.read_parquet(bundled_file(BUNDLED_TRAIN)))
+    vocabulary = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
+    X, y = compact_split(encode(cleaned, vocabulary).frame)
+    model = TrainedModel(fit_final(X, y, vocabulary.feature_names), vocabulary)
+    registry, version = Registry(ArtifactStore(storage)), model_version(model)
+    registry.publish(
+        version,
+        lambda stem: write_files(registry.store, stem, codec_for(TrainedModel).encode(model)),
+        {REFERENCE_PROFILE: fit_reference(cleaned, vocabulary).to_dict()},
+    )
+    registry.promote(version, {"cv_accuracy": 0.83, "holdout_accuracy": 0.83}, run_id=None)
+    return model
+
+
+def _tick_seconds(definitions, inbox_url: str, storage: str, home: str, ticks: int) -> list[dict]:
+    """census_inbox evaluated `ticks` times in a row on a persistent instance, as the daemon does."""
+    import dagster as dg
+
+    from census_assets.assets.batches import BatchInbox
+    from census_assets.automation.inbox import census_inbox
+    from census_assets.io_manager import CensusIOManager
+
+    instance = dg.DagsterInstance.local_temp(tempdir=home)
+    resources = {"inbox": BatchInbox(url=inbox_url), "io_manager": CensusIOManager(base_url=storage)}
+    cursor, out = None, []
+    for _ in range(ticks):
+        started = time.perf_counter()
+        with dg.build_sensor_context(
+            cursor=cursor, instance=instance, instance_ref=instance.get_ref(), resources=resources,
+            definitions=definitions,
+        ) as context:
+            result = census_inbox.evaluate_tick(context)
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        cursor = result.cursor
+        out.append({"seconds": round(time.perf_counter() - started, 3), "runs_requested": len(result.run_requests),
+                    "cursor_bytes": len(cursor or "")})
+    return out
+
+
+def batches_report(rows: int = 100_000, files: int = 1000) -> dict:
+    """scored_batch's scoring on a `rows`-row batch (CSV and Parquet) against the bare LightGBM
+    predict on the same encoded rows, the whole step in process, and census_inbox's tick with
+    `files` files in a local inbox and in the GCS emulator."""
+    import dagster as dg
+    from threadpoolctl import threadpool_limits
+
+    from census_assets.assets.batches import ScoreBatchConfig, score_batch
+    from census_assets.core import batches
+    from census_assets.core.features import split_target
+    from census_assets.definitions import build_definitions
+    from census_assets.io_manager import CensusIOManager
+    from census_assets.settings import load_environment
+
+    threads = ScoreBatchConfig().lightgbm_threads
+    report: dict = {"rows": rows, "cores": psutil.cpu_count(), "lightgbm_threads": threads}
+    with tempfile.TemporaryDirectory() as root:
+        storage, inbox = f"{root}/storage", f"{root}/inbox"
+        os.makedirs(inbox)
+        model = _publish_bundled_model(storage)
+        raw = pd.read_parquet(bundled_file(BUNDLED_TRAIN))
+        batch = replicate(raw, -(-rows // len(raw))).head(rows).drop(columns="marital_status")
+        batch.to_csv(f"{inbox}/batch.csv", index=False)
+        batch.to_parquet(f"{inbox}/batch.parquet", index=False)
+        io_manager = CensusIOManager(base_url=storage)
+        for name in ("batch.csv", "batch.parquet"):
+            data = open(f"{inbox}/{name}", "rb").read()
+            parse = _best(lambda: batches.read_batch(data, name))  # noqa: B023 - called at once
+            frame = batches.read_batch(data, name)
+            check = _best(lambda: batches.check_batch(frame, 0.1))  # noqa: B023
+            timings = []
+            for _ in range(3):
+                _, _, _, predict_seconds = score_batch(frame, io_manager, threads)
+                timings.append(predict_seconds)
+            total = _best(lambda: score_batch(frame, io_manager, threads))  # noqa: B023
+            compute = parse + check + total
+            report[name] = {
+                "parse_seconds": round(parse, 3), "validate_seconds": round(check, 3),
+                "score_with_production_seconds": round(min(timings), 3),
+                "drift_seconds": round(total - min(timings), 3),
+                "compute_seconds": round(compute, 3), "rows_per_second": round(rows / compute),
+            }  # fmt: skip
+        # The bare LightGBM predict on the same rows, encoded as scoring encodes them.
+        cleaned = clean(batch.assign(marital_status="", __row__=np.arange(rows)))
+        X, _ = split_target(encode(cleaned, model.vocabulary).frame)
+        for count in sorted({threads, psutil.cpu_count()}):
+            with threadpool_limits(limits=count, user_api="openmp"):
+                seconds = _best(lambda: model.booster.predict(X))
+            report[f"bare_predict_{count}_threads"] = {
+                "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds)
+            }
+        bare = report[f"bare_predict_{threads}_threads"]["seconds"]
+        scoring = report["batch.parquet"]["score_with_production_seconds"]
+        report["score_with_production_over_bare_predict"] = round(scoring / bare, 2)
+        report["compute_over_bare_predict"] = {
+            name: round(report[name]["compute_seconds"] / bare, 2) for name in ("batch.csv", "batch.parquet")
+        }
+
+        # The whole step as a run executes it (Dagster, the IO manager writing 100,000 rows).
+        definitions = build_definitions(load_environment({"CENSUS_STORAGE_URL": storage, "CENSUS_INBOX_URL": inbox}))
+        with dg.DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions("census_batches", ["batch.parquet"])
+            job = definitions.resolve_job_def("score_batches")
+            started = time.perf_counter()
+            result = job.execute_in_process(partition_key="batch.parquet", instance=instance)
+            stats = instance.get_run_step_stats(result.run_id)
+            steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in stats}
+        report["in_process_run"] = {"wall_seconds": round(time.perf_counter() - started, 3), "step_seconds": steps}
+
+        # The inbox sensor with `files` files: first look, then taken (100 runs a tick), then idle.
+        small = raw.head(200)
+        many = f"{root}/many"
+        os.makedirs(many)
+        for i in range(files):
+            small.to_csv(f"{many}/batch-{i:05d}.csv", index=False)
+        local = build_definitions(load_environment({"CENSUS_STORAGE_URL": storage, "CENSUS_INBOX_URL": many}))
+        os.makedirs(f"{root}/home-local")
+        report["sensor_local"] = {"files": files, "ticks": _tick_seconds(local, many, storage, f"{root}/home-local", 3)}
+        report["sensor_gcs"] = _gcs_sensor(root, storage, small, files)
+    return report
+
+
+def _gcs_sensor(root: str, storage: str, small: pd.DataFrame, files: int) -> dict:
+    """The same ticks against fake-gcs-server (the test emulator), if installed."""
+    try:
+        from census_assets_tests.gcp_emulators import OFFLINE_AUTH_ENV, start_gcs_emulator
+    except ImportError as error:
+        return {"skipped": f"no GCS emulator: {error}"}
+    from concurrent.futures import ThreadPoolExecutor
+
+    from google.cloud import storage as gcs
+
+    from census_assets.definitions import build_definitions
+    from census_assets.settings import load_environment
+
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    os.environ.update(OFFLINE_AUTH_ENV)
+    server = start_gcs_emulator()
+    try:
+        bucket = gcs.Client().create_bucket("census-bench")
+        data = small.to_csv(index=False)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: bucket.blob(f"inbox/batch-{i:05d}.csv").upload_from_string(data), range(files)))
+        url = "gs://census-bench/inbox"
+        definitions = build_definitions(load_environment({"CENSUS_STORAGE_URL": storage, "CENSUS_INBOX_URL": url}))
+        os.makedirs(f"{root}/home-gcs")
+        return {"files": files, "ticks": _tick_seconds(definitions, url, storage, f"{root}/home-gcs", 3)}
+    finally:
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
     parser.add_argument("--no-cli", action="store_true", help="skip the dagster CLI run")
     parser.add_argument("--scale", type=int, default=1, help="replicate the bundled table N times (jittered)")
     parser.add_argument("--reference-cv", action="store_true", help="run the reference CV above 1x too")
+    parser.add_argument("--batches", action="store_true", help="batch scoring only: rows/s and the inbox sensor's tick")
     args = parser.parse_args(argv)
+    if args.batches:
+        report = batches_report()
+        print(json.dumps(report))
+        return report
 
     memory = PeakMemory()
     raw = replicate(pd.read_parquet(bundled_file(BUNDLED_TRAIN)), args.scale)
