@@ -40,6 +40,8 @@ from census_assets_tests.ui_support import (
     GraphQLError,
     free_port,
     inherited_environment,
+    post_graphql,
+    raise_load_errors,
 )
 
 STARTUP_TIMEOUT_S = 240  # the code server imports census_assets; on 2 busy cores this can be slow
@@ -312,10 +314,7 @@ class DagsterDeployment:
             time.sleep(0.5)
         else:
             raise TimeoutError(f"{self.name}: location or daemon not ready after {timeout:.0f} s:\n{self.log_tails()}")
-        for entry in self.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]:
-            location = entry["locationOrLoadError"]
-            if location and location["__typename"] == "PythonError":
-                raise RuntimeError(f"{entry['name']} failed to load: {location['message']}")
+        raise_load_errors(self.graphql)
 
     def log_tails(self, characters: int = 3000) -> str:
         return "\n".join(
@@ -325,16 +324,7 @@ class DagsterDeployment:
     # GraphQL
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
-        request = urllib.request.Request(
-            self.graphql_url,
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.load(response)
-        if body.get("errors"):
-            raise GraphQLError(json.dumps(body["errors"])[:2000])
-        return body["data"]
+        return post_graphql(self.graphql_url, query, variables, timeout)
 
     def launch_assets(
         self, asset_keys: Sequence[str], tags: dict | None = None, run_config: dict | None = None,
@@ -407,8 +397,6 @@ class DagsterDeployment:
 READY = """{ locationStatusesOrError { __typename
     ... on WorkspaceLocationStatusEntries { entries { name loadStatus } } }
   instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
-WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name
-  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 LAUNCH_RUN = """mutation Launch($params: ExecutionParams!) {
   launchPipelineExecution(executionParams: $params) {
     __typename

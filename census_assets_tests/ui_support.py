@@ -66,6 +66,28 @@ def inherited_environment() -> dict:
     return {name: value for name, value in os.environ.items() if not name.startswith("CENSUS_")}
 
 
+def post_graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+    """The `data` of a GraphQL answer; GraphQLError when it carries errors."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = json.load(response)
+    if body.get("errors"):
+        raise GraphQLError(json.dumps(body["errors"])[:2000])
+    return body["data"]
+
+
+def raise_load_errors(graphql) -> None:
+    """LOADED also covers a location that failed to import: surface its error."""
+    for entry in graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]:
+        location = entry["locationOrLoadError"]
+        if location and location["__typename"] == "PythonError":
+            raise RuntimeError(f"{entry['name']} failed to load: {location['message']}")
+
+
 class GraphQLError(RuntimeError):
     pass
 
@@ -97,16 +119,7 @@ class Webserver:
         return self.log_path.read_text(errors="replace")[-characters:]
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.load(response)
-        if body.get("errors"):
-            raise GraphQLError(json.dumps(body["errors"])[:2000])
-        return body["data"]
+        return post_graphql(f"{self.url}/graphql", query, variables, timeout)
 
     def wait_until_loaded(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Until GraphQL `locationStatusesOrError` says LOADED; then a load error fails here."""
@@ -123,11 +136,7 @@ class Webserver:
             time.sleep(0.5)
         else:
             raise TimeoutError(f"{LOCATION} not LOADED after {timeout:.0f} s:\n{self.log_tail()}")
-        # LOADED also covers a location that failed to import: surface its error now.
-        for entry in self.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]:
-            location = entry["locationOrLoadError"]
-            if location and location["__typename"] == "PythonError":
-                raise RuntimeError(f"{entry['name']} failed to load: {location['message']}")
+        raise_load_errors(self.graphql)
 
     def stop(self) -> None:
         """SIGTERM to the whole process group; SIGKILL if it is still there after a timeout."""
