@@ -52,28 +52,6 @@ def test_streamed_folds_equal_sklearn_cross_val_score(sample, monkeypatch):
     assert ours.scores == list(expected)
 
 
-def test_streamed_fit_samples_bins_like_sklearn(sample, monkeypatch):
-    """Above subsample_for_bin rows LightGBM samples rows for its bin boundaries (at 10x and 100x
-    with the default 200,000): the streamed fit must sample the same rows as LGBMClassifier."""
-    X, y = sample
-    X = X.copy()  # wide jittered integers: the bin boundaries depend on which rows are sampled
-    X[:, 0] += np.random.default_rng(0).integers(0, 1000, len(X))
-    index = np.arange(0, len(X), 2)
-
-    def small_sample(seed, threads):
-        return LGBMClassifier(random_state=seed, n_jobs=threads, verbose=-1, subsample_for_bin=300)
-
-    def trees(booster):
-        return booster.dump_model()["tree_info"]
-
-    monkeypatch.setattr(training, "make_classifier", small_sample)
-    expected = trees(small_sample(1, 1).fit(X[index], y[index]).booster_)
-    assert trees(training.fit_rows(X, y, index, model_seed=1)) == expected
-    monkeypatch.setattr(training, "STREAM_ABOVE_BYTES", 0)
-    assert trees(training.fit_rows(X, y, index, model_seed=1)) == expected
-    assert trees(training.fit_rows(X, y, index, model_seed=2)) != expected  # the sampling matters
-
-
 def test_final_fit_streamed_equals_copied(sample, monkeypatch):
     X, y = sample
     names = [f"f{i}" for i in range(X.shape[1])]
