@@ -3,6 +3,7 @@
 import dagster as dg
 
 from census_assets.assets.census import TRAINING_ASSETS
+from census_assets.automation.sensors import census_run_failure_alert
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.definitions import build_resources
 from census_assets.settings import load_environment
@@ -33,3 +34,14 @@ def step_failure_message(result, step_key: str) -> str:
                 return data.user_failure_data.description
             return data.error.message
     raise AssertionError(f"step {step_key} did not fail")
+
+
+def failure_context(result, instance, notifier) -> dg.RunFailureSensorContext:
+    """The context census_run_failure_alert gets for the failed in-process run `result`."""
+    return dg.build_run_status_sensor_context(
+        sensor_name=census_run_failure_alert.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"notifier": notifier},
+    ).for_run_failure()

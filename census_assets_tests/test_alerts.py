@@ -25,6 +25,7 @@ from census_assets.automation.sensors import (
 from census_assets.definitions import build_definitions
 from census_assets.resources.notifier import AlertDeliveryError, AlertNotifier
 from census_assets.settings import ALERT_WEBHOOK_URL, SLACK_TOKEN, SettingsError, load_environment
+from census_assets_tests.helpers import failure_context
 
 pytestmark = pytest.mark.ops
 
@@ -161,13 +162,7 @@ def test_failed_run_is_one_alert_with_its_failed_check(instance, recorder):
     result = dg.materialize([scores, broken], instance=instance, raise_on_error=False)
     assert not result.success
 
-    context = dg.build_run_status_sensor_context(
-        sensor_name=census_run_failure_alert.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(),
-        resources={"notifier": notifier},
-    ).for_run_failure()
+    context = failure_context(result, instance, notifier)
     census_run_failure_alert(context)
     health_tick(instance, notifier, cursor)  # sees the failed check: it belongs to the failed run
 
@@ -253,13 +248,7 @@ def test_webhook_that_hangs_costs_one_bounded_timeout(instance, recorder, caplog
 def test_run_failure_sensor_survives_a_failing_webhook(instance, recorder, caplog):
     hook = recorder("error")
     result = dg.materialize([broken], instance=instance, raise_on_error=False)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=census_run_failure_alert.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(),
-        resources={"notifier": AlertNotifier(webhook_url=hook.url)},
-    ).for_run_failure()
+    context = failure_context(result, instance, AlertNotifier(webhook_url=hook.url))
     with caplog.at_level(logging.INFO, logger="census_assets.alerts"):
         census_run_failure_alert(context)  # does not raise
     assert len(hook.posts) == 1 and "alert delivery failed" in caplog.text and "corrupt" in caplog.text

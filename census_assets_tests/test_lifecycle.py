@@ -34,7 +34,7 @@ from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource
 from census_assets.resources.training import TrainingSettings
 from census_assets.settings import load_environment
-from census_assets_tests.helpers import step_failure_message
+from census_assets_tests.helpers import failure_context, step_failure_message
 
 pytestmark = pytest.mark.lifecycle
 
@@ -427,16 +427,6 @@ class Webhook:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def failure_context(result, instance, notifier):
-    return dg.build_run_status_sensor_context(
-        sensor_name=census_run_failure_alert.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(),
-        resources={"notifier": notifier},
-    ).for_run_failure()
 
 
 def test_run_failure_sensor_posts_a_clear_alert(drift_runs):
