@@ -436,6 +436,7 @@ def _decode_model(read: Reader, url: Callable[[str], str], chart: bool = True) -
         vocabulary = Vocabulary.from_dict(parse_json(read(".vocabulary.json"), url(".vocabulary.json")))
     except (TypeError, ValueError, AttributeError) as error:
         raise CorruptArtifactError(f"{url('.vocabulary.json')} is not a vocabulary ({error})") from None
+    read(".json")  # unused here, but part of the set: a damaged JSON dump is refused like the rest
     try:
         booster = lightgbm().Booster(model_str=text)
     except Exception as error:  # LightGBMError: the text parsed as far as the check sees, no further

@@ -1,0 +1,336 @@
+"""Test-side machinery for test_integrity: whole-graph runs in child processes, with faults.
+
+A run that must be killed mid-write (SIGKILL), or that must run under a file-size limit, cannot run
+in the pytest process. Starting a fresh interpreter per case would cost seconds of imports each, so
+`python -m census_assets_tests.integrity_support <cpu>` is a small fork server: it imports Dagster,
+the package, LightGBM, scikit-learn, matplotlib and pyarrow once (it never runs any of them, so no
+OpenMP or Arrow thread pool exists when it forks), pins itself to one CPU, and for each job read
+from stdin (one JSON line) forks a child that runs the graph in-process (dg.materialize, as
+test_lifecycle does) and exits. The server answers with one JSON line: the child's return code
+(negative: killed by that signal).
+
+Faults are installed in the child only, by monkeypatching census_assets.artifacts.ArtifactStore
+(no product hooks): `_write_local`, through which every local write goes (write_bytes and the
+pointer compare-and-swap, ArtifactStore.update, alike), kills the process before or after the first
+write whose object name matches a regular expression, or in the middle of it (the temp file half
+written when it is fsync'd). Every write the child completed is appended to a trace file first, so
+the test knows exactly what was on disk when it died.
+
+Two servers, each pinned to its own CPU with OMP_NUM_THREADS=1 and CENSUS_WORKERS=1, keep LightGBM
+at one thread per run: two runs side by side never use more than the machine's two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "CENSUS_WORKERS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+THRESHOLD = 0.5  # the sampled runs are judged by their consistency, not their accuracy
+TOLERANCE = 1.0  # champion/challenger never blocks: every new model is promoted
+FIT_VOCABULARY = {"ops": {"features": {"config": {"vocabulary": "fit"}}}}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The census graph and its lifecycle (batch scoring is not part of these runs); a run with no
+# selection runs raw_census..lgbm_model and the lifecycle through production_model (with the checks).
+GRAPH = ("census_source", "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table",
+         "holdout_metrics", "drift", "production_model", "scored_census")
+DEFAULT_SELECTION = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "holdout_metrics",
+                     "drift", "production_model"]
+# Metadata copied from the run's materialisations into the child's result (JSON-serialisable).
+KEPT_METADATA = ("training_rows", "version", "action", "already_in_production", "model_version", "rows")
+
+
+# ---- running the graph (in the pytest process or in a server's child) --------------------------
+
+
+def run_graph(
+    storage: str | Path,
+    source: str | Path,
+    vocabulary: str = "bundled",
+    selection: list[str] | None = None,
+    instance=None,
+):
+    """The graph (census assets, the lifecycle through production_model, their checks) as the
+    census_pipeline job runs it, in this process: the CV cut to one repeat of 2 folds (integrity,
+    not accuracy, is under test), one LightGBM thread per fit, the gate at 0.5."""
+    import dagster as dg
+
+    from census_assets.definitions import build_definitions
+    from census_assets.resources.lifecycle import LifecycleSettings
+    from census_assets.resources.training import TrainingSettings
+    from census_assets.settings import load_environment
+
+    defs = build_definitions(
+        load_environment(
+            {
+                "CENSUS_STORAGE_URL": str(storage),
+                "CENSUS_SOURCE": str(source),
+                "CENSUS_ACCURACY_THRESHOLD": str(THRESHOLD),
+                "CENSUS_WORKERS": "1",
+            }
+        )
+    )
+    resources = {
+        **defs.resources,
+        "training": TrainingSettings(accuracy_threshold=THRESHOLD, n_splits=2, n_repeats=1, workers=1),
+        "lifecycle": LifecycleSettings(champion_tolerance=TOLERANCE),
+    }
+    assets = [asset for asset in defs.assets if {key.to_user_string() for key in asset.keys} <= set(GRAPH)]
+    checks = [check for check in defs.asset_checks if {key.asset_key.to_user_string() for key in check.check_keys}
+              <= set(GRAPH)]
+    return dg.materialize(
+        [*assets, *checks],
+        resources=resources,
+        selection=selection or DEFAULT_SELECTION,
+        instance=instance,
+        run_config={**QUIET_LOGS, **(FIT_VOCABULARY if vocabulary == "fit" else {})},
+        raise_on_error=False,
+    )
+
+
+def failure_messages(result) -> dict[str, str]:
+    """step key -> the error text of each failed step (the Failure description or the message)."""
+    messages = {}
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            user = data.user_failure_data
+            messages[event.step_key] = user.description if user is not None and user.description else (
+                data.error.message if data.error else ""
+            )
+    return messages
+
+
+def summarize(result) -> dict[str, Any]:
+    """What the tests need of a run, as JSON."""
+    materialized = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        materialized[name] = {
+            key: value.value
+            for key, value in materialization.metadata.items()
+            if key in KEPT_METADATA and isinstance(value.value, str | int | float | bool)
+        }
+    return {
+        "success": result.success,
+        "run_id": result.run_id,
+        "failures": failure_messages(result),
+        "restarted": [event.step_key for event in result.all_events if event.event_type_value == "STEP_RESTARTED"],
+        "materialized": materialized,
+    }
+
+
+# ---- faults --------------------------------------------------------------------------------------
+
+MODES = ("before", "after", "mid")
+
+
+def install_kill(pattern: str, mode: str, trace: str) -> None:
+    """SIGKILL this process at the first local write whose object name matches `pattern`:
+    before it, after it, or mid-write (its temp file truncated to half when fsync'd, then killed)."""
+    from census_assets import artifacts
+
+    assert mode in MODES, mode
+    matcher = re.compile(pattern)
+    original = artifacts.ArtifactStore._write_local
+    real_fsync = os.fsync
+    state = {"armed": True, "mid": False}
+    trace_file = open(trace, "a")  # noqa: SIM115 - lives as long as the process
+
+    def record(name: str) -> None:
+        trace_file.write(name + "\n")
+        trace_file.flush()
+        real_fsync(trace_file.fileno())
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def fsync(fd: int) -> None:
+        if state["mid"]:
+            os.ftruncate(fd, os.fstat(fd).st_size // 2)
+            real_fsync(fd)
+            die()
+        real_fsync(fd)
+
+    def write_local(self, name: str, data: bytes) -> None:
+        hit = state["armed"] and matcher.search(name) is not None
+        if hit:
+            state["armed"] = False
+            if mode == "before":
+                die()
+            if mode == "mid":
+                state["mid"] = True
+        original(self, name, data)
+        record(name)
+        if hit and mode == "after":
+            die()
+
+    artifacts.ArtifactStore._write_local = write_local
+    artifacts.os.fsync = fsync  # the os module: only this child, which dies at the write
+
+
+def install_trace(trace: str) -> None:
+    """Record every completed local write (no fault)."""
+    install_kill(r"(?!)", "before", trace)  # a pattern that never matches
+
+
+# ---- the fork server -----------------------------------------------------------------------------
+
+
+def _child(job: dict) -> int:
+    log = os.open(job.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    signal.alarm(job.get("timeout") or 300)  # a run that hangs (a lock never released) dies: -14
+    try:
+        if job.get("fsize"):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
+        if job.get("kill"):
+            install_kill(job["kill"]["pattern"], job["kill"]["mode"], job["trace"])
+        elif job.get("trace"):
+            install_trace(job["trace"])
+        instance = None
+        if job.get("dagster_home"):
+            import dagster as dg
+
+            instance = dg.DagsterInstance.from_config(job["dagster_home"])
+        result = run_graph(job["storage"], job["source"], job.get("vocabulary", "bundled"), job.get("selection"),
+                           instance)
+        times = os.times()
+        Path(job["result"]).write_text(json.dumps({**summarize(result), "cpu_seconds": times.user + times.system}))
+        return 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return 3
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def serve(cpu: int) -> None:
+    """Answer each job line on stdin with {"returncode": ...} on stdout, one child per job."""
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+    os.environ.update(SERVER_ENV)
+    # Imported once, here: the children fork with them loaded (none of them has run yet).
+    import dagster  # noqa: F401
+    import lightgbm  # noqa: F401
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
+    import census_assets.definitions  # noqa: F401
+
+    dagster.DagsterInstance.ephemeral().dispose()  # its storage modules imported (nothing started)
+    assert threading.active_count() == 1, "a thread before fork"
+
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to stderr, never into the replies
+    replies.write(json.dumps({"ready": True}) + "\n")
+    replies.flush()
+    for line in sys.stdin:
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(job))
+        _, status = os.waitpid(pid, 0)
+        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        replies.flush()
+
+
+class ForkServer:
+    """The client side of one server: run(job) -> the child's return code and its result."""
+
+    def __init__(self, cpu: int, workdir: Path):
+        self.workdir, self.count, self.lock = workdir, 0, threading.Lock()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "census_assets_tests.integrity_support", str(cpu)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(workdir / f"server{cpu}.log", "w"),  # noqa: SIM115
+            text=True,
+            env={**os.environ, **SERVER_ENV},
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.cpu = cpu
+        self.ready = False
+
+    def _wait_ready(self) -> None:
+        if not self.ready:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"fork server {self.cpu} died; see {self.workdir}/server{self.cpu}.log")
+            self.ready = True
+
+    def run(self, storage, source, *, vocabulary="bundled", selection=None, kill=None, fsize=None,
+            dagster_home=None, quiet=False) -> dict:
+        """{"returncode", "result" (None unless the run finished), "trace" (object names written),
+        "log" (the child's output)}."""
+        with self.lock:
+            self._wait_ready()
+            self.count += 1
+            stem = self.workdir / f"job{self.cpu}-{self.count}"
+            job = {
+                "storage": str(storage),
+                "source": str(source),
+                "vocabulary": vocabulary,
+                "selection": selection,
+                "kill": dict(zip(("pattern", "mode"), kill, strict=True)) if kill else None,
+                "trace": str(stem) + ".trace",
+                "result": str(stem) + ".json",
+                "log": None if quiet else str(stem) + ".log",
+                "fsize": fsize,
+                "dagster_home": str(dagster_home) if dagster_home else None,
+            }
+            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.flush()
+            reply = self.process.stdout.readline()
+            if not reply:
+                raise RuntimeError(f"fork server {self.cpu} died; see {self.workdir}/server{self.cpu}.log")
+        result_path, trace_path, log_path = (Path(job[key]) if job[key] else None for key in ("result", "trace", "log"))
+        return {
+            "returncode": json.loads(reply)["returncode"],
+            "result": json.loads(result_path.read_text()) if result_path.exists() else None,
+            "trace": trace_path.read_text().splitlines() if trace_path.exists() else [],
+            "log": log_path.read_text(errors="replace")[-4000:] if log_path and log_path.exists() else "",
+        }
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_servers(workdir: Path, count: int = 2) -> list[ForkServer]:
+    servers = [ForkServer(cpu, workdir) for cpu in range(count)]
+    started = time.time()
+    for server in servers:
+        server._wait_ready()
+    servers[0].startup_seconds = time.time() - started
+    return servers
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
