@@ -136,22 +136,23 @@ class BatchInbox(dg.ConfigurableResource):
     def _root(self) -> str:
         return self.url.removeprefix("file://")
 
-    def _list_local(self) -> list[core.InboxFile]:
+    def _local_names(self) -> list[str]:
         root = self._root()
         if not os.path.isdir(root):
             raise FileNotFoundError(f"inbox folder {root} does not exist")
-        files = []
         with os.scandir(root) as entries:
-            for entry in entries:
-                if not core.is_batch_name(entry.name) or not entry.is_file():
-                    continue
-                try:
-                    with open(entry.path, "rb") as handle:
-                        size = os.fstat(handle.fileno()).st_size
-                        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-                except FileNotFoundError:  # removed between the listing and the read
-                    continue
-                files.append(core.InboxFile(entry.name, size, f"sha256:{digest}"))
+            return [entry.name for entry in entries if core.is_batch_name(entry.name) and entry.is_file()]
+
+    def _list_local(self) -> list[core.InboxFile]:
+        files = []
+        for name in self._local_names():
+            try:
+                with open(os.path.join(self._root(), name), "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            except FileNotFoundError:  # removed between the listing and the read
+                continue
+            files.append(core.InboxFile(name, size, f"sha256:{digest}"))
         return files
 
     def _read_local(self, name: str) -> tuple[bytes, str]:
@@ -165,9 +166,10 @@ class BatchInbox(dg.ConfigurableResource):
         """Every batch file in the inbox with its size and content fingerprint."""
         return self._list_gcs(deadline) if self.is_gcs else self._list_local()
 
-    def find(self, key: str) -> core.InboxFile | None:
-        """The inbox file whose partition key is `key`."""
-        return next((f for f in self.list_batches() if core.partition_key(f.name) == key), None)
+    def find(self, key: str) -> str | None:
+        """The name of the inbox file whose partition key is `key` (a listing, no file read)."""
+        names = [f.name for f in self._list_gcs(None)] if self.is_gcs else self._local_names()
+        return next((name for name in sorted(names) if core.partition_key(name) == key), None)
 
     def read(self, name: str) -> tuple[bytes, str]:
         """A file's bytes and the fingerprint of exactly those bytes."""
@@ -207,7 +209,7 @@ def score_batch(raw: pd.DataFrame, io_manager: CensusIOManager, threads: int = 1
     return pointer, scored, core.batch_drift(reference, raw), seconds
 
 
-def scoring_metadata(frame: pd.DataFrame, scored, report, profile: core.BatchProfile) -> dict:
+def scoring_metadata(frame: pd.DataFrame, report, profile: core.BatchProfile) -> dict:
     """The figures of one scored batch, floats so the UI plots them across partitions."""
     probability = frame[PROBABILITY]
     scored_rows = int(probability.notna().sum())
@@ -261,13 +263,16 @@ def scored_batch(
     key = context.partition_key
     if not core.is_safe_key(key):
         raise refuse(f"partition key {key!r} is not a safe name ([A-Za-z0-9_.-], no '..'): not an inbox key")
-    entry = inbox.find(key)
-    if entry is None:
+    name = inbox.find(key)
+    if name is None:
         raise refuse(f"no file in the inbox {inbox.url} has the partition key {key!r} (removed or renamed?)")
-    url = inbox.file_url(entry.name)
-    data, fingerprint = inbox.read(entry.name)
+    url = inbox.file_url(name)
     try:
-        raw = core.read_batch(data, entry.name)
+        data, fingerprint = inbox.read(name)
+    except FileNotFoundError:
+        raise refuse(f"{url} was removed before it could be read") from None
+    try:
+        raw = core.read_batch(data, name)
         profile = core.check_batch(raw, config.max_unscorable_share)
         pointer, scored, report, seconds = score_batch(raw, io_manager, config.lightgbm_threads)
     except (core.BatchError, SchemaError, ScoringError) as error:
@@ -283,7 +288,7 @@ def scored_batch(
             "model_version": version,
             "inbox_file": dg.MetadataValue.path(url),
             "content_fingerprint": fingerprint,
-            **scoring_metadata(frame, scored, report, profile),
+            **scoring_metadata(frame, report, profile),
             "score_seconds": seconds,
             **frame_metadata(frame),
         },
@@ -317,8 +322,6 @@ def _failure_reason(instance: dg.DagsterInstance, partition: str) -> tuple[str, 
 def batch_records(instance: dg.DagsterInstance, partitions: Sequence[str] | None = None) -> list[dict]:
     """For every partition: status, the latest materialization's figures (model_version, rows, PSI),
     and for a failed partition the reason its latest attempt failed."""
-    from dagster._core.storage.partition_status_cache import AssetPartitionStatus
-
     keys = list(partitions if partitions is not None else instance.get_dynamic_partitions(census_batches.name))
     latest = instance.get_latest_storage_id_by_partition(scored_batch.key, dg.DagsterEventType.ASSET_MATERIALIZATION)
     wanted = [latest[key] for key in keys if key in latest]
@@ -338,10 +341,10 @@ def batch_records(instance: dg.DagsterInstance, partitions: Sequence[str] | None
             metadata = {name: value.value for name, value in event.asset_materialization.metadata.items()}
             record.update({k: v for k, v in metadata.items() if isinstance(v, str | int | float)})
             record.update(status="scored", updated_at=_utc(event.timestamp), run_id=event.run_id)
-        if status == AssetPartitionStatus.FAILED:
+        if status == dg.AssetPartitionStatus.FAILED:
             failed_at, reason = _failure_reason(instance, key)
             record.update(status="failed", failure=reason, updated_at=failed_at or record.get("updated_at", ""))
-        elif status == AssetPartitionStatus.IN_PROGRESS:
+        elif status == dg.AssetPartitionStatus.IN_PROGRESS:
             record["status"] = "in progress"
         records.append(record)
     return records

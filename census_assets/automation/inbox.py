@@ -106,7 +106,11 @@ def inbox_tick(context: dg.SensorEvaluationContext, inbox: BatchInbox, io_manage
         )
         for request in plan.requests
     ]
-    pointer = io_manager.registry().pointer()
+    try:
+        pointer = io_manager.registry().pointer()
+    except Exception as error:  # an unreadable pointer must not stop batches from being taken
+        context.log.warning(f"cannot read the production pointer: {type(error).__name__}: {error}")
+        pointer = {"version": cursor.get("p")} if cursor.get("p") else None
     production = pointer["version"] if pointer else None
     next_state = plan.state
     if not run_requests and (summary := summary_request(context.instance, next_state, production, cursor.get("p"))):
