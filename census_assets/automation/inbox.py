@@ -211,5 +211,6 @@ def rescore(
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"dagster job backfill failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-        echo(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "backfill launched")
+        launched = [line for line in done.stdout.splitlines() if "Launched backfill" in line]
+        echo(launched[-1].strip() if launched else "backfill launched")
     return partitions
