@@ -306,8 +306,9 @@ class ArtifactStore:
             with suppress(FileNotFoundError):
                 self._local(name).unlink()
 
-    def list(self, prefix: str) -> list[tuple[str, float]]:
-        """(name, age in seconds) of every object under prefix, temp files excluded."""
+    def list(self, prefix: str, temporary: bool = False) -> list[tuple[str, float]]:
+        """(name, age in seconds) of every object under prefix; local temp files (a write in
+        progress, or left by a killed process) only with `temporary`."""
         if self.gcs is not None:
             return self.gcs.list(prefix)
         root, now = self._local(prefix), time.time()
@@ -316,7 +317,7 @@ class ArtifactStore:
         return [
             (path.relative_to(self.root).as_posix(), now - path.stat().st_mtime)
             for path in root.rglob("*")
-            if path.is_file() and not path.name.endswith(".tmp")
+            if path.is_file() and (temporary or not path.name.endswith(".tmp"))
         ]
 
     @contextmanager
@@ -594,10 +595,12 @@ def committed_manifest(store: ArtifactStore, key: ArtifactKey) -> dict:
             f"no committed {key.relative} in {store.base_url}: materialise it first"
         ) from None
     pointer = parse_json(data, store.url(key.pointer))
-    try:
-        return pointer["current"]
-    except (KeyError, TypeError):
-        raise CorruptArtifactError(f"{store.url(key.pointer)} is not an artifact pointer") from None
+    current = pointer.get("current") if isinstance(pointer, dict) else None
+    if not isinstance(current, dict):
+        raise CorruptArtifactError(f"{store.url(key.pointer)} is not an artifact pointer")
+    if (current.get("asset"), current.get("partition")) != (key.asset, key.partition):
+        raise CorruptArtifactError(f"{store.url(key.pointer)} is not the pointer of {key.relative} (swapped?)")
+    return current
 
 
 def load_committed(store: ArtifactStore, key: ArtifactKey, codec: Codec, run_ids: tuple[str, ...] = ()) -> Any:
@@ -619,7 +622,7 @@ def prune(store: ArtifactStore, keep: int, grace_seconds: float) -> list[str]:
         for index, run_id in enumerate(pointer["history"]):
             keeps.setdefault(f"{RUNS}/{run_id}/{relative}", index < keep)
     deleted = []
-    for name, age in store.list(RUNS):
+    for name, age in store.list(RUNS, temporary=True):
         # The object's stem is the longest committed stem it extends with a suffix (".parquet", ...).
         stems = [name[:i] for i, char in enumerate(name) if char == "." and name[:i] in keeps]
         keep_it = keeps[stems[-1]] if stems else age < grace_seconds

@@ -1,7 +1,13 @@
 """Settings shared by every asset module: groups, owners, run pools, the retry policy, and the
-failure that opts out of it."""
+failures that opt out of it."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
+
+from census_assets.artifacts import PermanentStorageError
+from census_assets.core.registry import RegistryError
 
 TRAINING_GROUP = "census"
 LIFECYCLE_GROUP = "model_lifecycle"
@@ -25,3 +31,13 @@ LIFECYCLE_ASSET = dict(group_name=LIFECYCLE_GROUP, owners=OWNERS, retry_policy=S
 def refuse(message: str) -> dg.Failure:
     """A failure that retrying cannot fix: bad input, a corrupt artifact or a failed gate."""
     return dg.Failure(description=message, allow_retries=False)
+
+
+@contextmanager
+def refusing_permanent_errors() -> Iterator[None]:
+    """Registry and storage errors that retrying cannot fix (a bad pointer, a corrupt file, a full
+    disk) fail the step once, with the message that names the object."""
+    try:
+        yield
+    except (RegistryError, PermanentStorageError) as error:
+        raise refuse(str(error)) from error

@@ -5,7 +5,7 @@ import math
 import dagster as dg
 import pandas as pd
 
-from census_assets.constants import LIFECYCLE_ASSET
+from census_assets.constants import LIFECYCLE_ASSET, refusing_permanent_errors
 from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
@@ -94,11 +94,13 @@ def drift(
     the share of unseen categories. Empty when no model has been promoted yet.
     """
     registry = io_manager.registry()
-    pointer = registry.pointer()
+    with refusing_permanent_errors():
+        pointer = registry.pointer()
+        reference = registry.read_json(pointer["version"], REFERENCE_PROFILE) if pointer else None
     if pointer is None:
         result = {"reference_version": None, "psi": {}, "unseen_share": {}, "rows": len(raw_census)}
         return dg.Output(result, metadata={"reference_version": "none: no production model yet"})
-    profile = drift_core.ReferenceProfile.from_dict(registry.read_json(pointer["version"], REFERENCE_PROFILE))
+    profile = drift_core.ReferenceProfile.from_dict(reference)
     report = drift_core.compare(profile, clean(raw_census))
     result = {"reference_version": pointer["version"], **report.to_dict()}
     return dg.Output(

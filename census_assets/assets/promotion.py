@@ -8,7 +8,7 @@ import pandas as pd
 
 from census_assets.artifacts import codec_for, write_files
 from census_assets.assets.evaluation import REFERENCE_PROFILE, drift_report
-from census_assets.constants import LIFECYCLE_ASSET, refuse
+from census_assets.constants import LIFECYCLE_ASSET, refuse, refusing_permanent_errors
 from census_assets.core import drift as drift_core
 from census_assets.core.registry import POINTER, Registry, decide_promotion, model_version
 from census_assets.core.training import TrainedModel
@@ -78,7 +78,25 @@ def production_model(
     them; the same decision is re-made here so a run selecting production_model alone cannot
     promote a worse model. Nothing is ever deleted; rollback moves only the pointer.
     """
-    registry = io_manager.registry()
+    with refusing_permanent_errors():
+        return promote(
+            context, lgbm_model, cv_accuracy, holdout_metrics, drift, clean_census, io_manager.registry(), training,
+            lifecycle,
+        )  # fmt: skip
+
+
+def promote(
+    context: dg.AssetExecutionContext,
+    lgbm_model: TrainedModel,
+    cv_accuracy: dict,
+    holdout_metrics: dict,
+    drift: dict,
+    clean_census: pd.DataFrame,
+    registry: Registry,
+    training: TrainingSettings,
+    lifecycle: LifecycleSettings,
+) -> dg.MaterializeResult:
+    """production_model's work: publish the version, then move the pointer unless it is already there."""
     version = model_version(lgbm_model)
     if holdout_metrics["model_version"] != version:
         raise refuse(

@@ -5,9 +5,8 @@ import pandas as pd
 
 from census_assets.assets.evaluation import read_holdout
 from census_assets.assets.promotion import production_model
-from census_assets.constants import LIFECYCLE_ASSET, refuse
+from census_assets.constants import LIFECYCLE_ASSET, refusing_permanent_errors
 from census_assets.core.features import TARGET_VALUE
-from census_assets.core.registry import RegistryError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY
 from census_assets.io_manager import CensusIOManager
 from census_assets.metadata import frame_metadata
@@ -18,10 +17,8 @@ from census_assets.predict import score_with_production
 def scored_census(io_manager: dg.ResourceParam[CensusIOManager]) -> dg.Output[pd.DataFrame]:
     """The held-out split scored by the production model, through the same path as `census-assets predict`."""
     holdout = read_holdout()
-    try:  # the deployment path itself, so the pipeline scores exactly as `predict` does
+    with refusing_permanent_errors():  # the deployment path itself: the pipeline scores as `predict` does
         pointer, scored = score_with_production(holdout, io_manager.registry())
-    except RegistryError as error:
-        raise refuse(str(error)) from error
     frame = scored.frame
     labelled = frame[PREDICTION].notna()
     actual = (holdout["marital_status"].str.strip() == TARGET_VALUE).astype(int)

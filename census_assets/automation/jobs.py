@@ -1,18 +1,23 @@
 """Jobs: the whole graph, and the rollback of the production pointer."""
 
+import warnings
+
 import dagster as dg
 from pydantic import Field
 
 from census_assets.assets.promotion import pointer_metadata, production_model
-from census_assets.constants import TRAINING_GROUP, refuse
-from census_assets.core.registry import RegistryError
+from census_assets.constants import TRAINING_GROUP, refusing_permanent_errors
 from census_assets.io_manager import CensusIOManager
+
+with warnings.catch_warnings():  # include_sources is beta in Dagster 1.13
+    warnings.simplefilter("ignore", category=dg.BetaWarning)
+    # The source's observation first, so raw_census's data version follows what it reads; then the
+    # census group and everything downstream of it (held-out metrics, drift, promotion, scoring).
+    TRAINING_GRAPH = dg.AssetSelection.groups(TRAINING_GROUP, include_sources=True).downstream()
 
 census_pipeline = dg.define_asset_job(
     "census_pipeline",
-    # Downstream of the census group: the lifecycle (held-out metrics, drift, promotion, scoring).
-    # The source's observation first, so raw_census's data version follows what it reads.
-    selection=dg.AssetSelection.groups(TRAINING_GROUP, include_sources=True).downstream(),
+    selection=TRAINING_GRAPH,
     description="The whole graph: source, clean, features, CV gate, model, evaluation, drift, promotion.",
 )
 
@@ -30,10 +35,8 @@ def rollback_production_model(
 ) -> None:
     """Points production.json at an earlier promoted version; writes nothing else."""
     registry = io_manager.registry()
-    try:
+    with refusing_permanent_errors():
         record = registry.rollback(config.version, reason=config.reason)
-    except RegistryError as error:
-        raise refuse(str(error)) from error
     # A materialization of production_model, so the UI shows the rollback in its history and
     # the assets below it (scored_census) follow it.
     context.log_event(

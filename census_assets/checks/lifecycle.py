@@ -7,6 +7,7 @@ Blocking checks stop production_model in the same run; the automation condition
 import dagster as dg
 
 from census_assets.assets.evaluation import drift, drift_report, holdout_metrics
+from census_assets.constants import refusing_permanent_errors
 from census_assets.core import drift as drift_core
 from census_assets.core.registry import decide_promotion
 from census_assets.io_manager import CensusIOManager
@@ -29,7 +30,8 @@ def challenger_beats_champion(
 ) -> dg.AssetCheckResult:
     """The new model's CV accuracy >= the production model's minus the tolerance, and its held-out
     accuracy >= the accuracy threshold. Blocks production_model."""
-    champion = io_manager.registry().pointer()
+    with refusing_permanent_errors():
+        champion = io_manager.registry().pointer()
     decision = decide_promotion(
         float(cv_accuracy["mean"]),
         holdout_metrics["overall"]["accuracy"],
