@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from census_assets.artifacts import PermanentStorageError
 from census_assets.assets.evaluation import REFERENCE_PROFILE
 from census_assets.constants import OWNERS, SCORING_POOL, STORAGE_RETRY, refuse
 from census_assets.core import batches as core
@@ -277,7 +278,7 @@ def scored_batch(
         pointer, scored, report, seconds = score_batch(raw, io_manager, config.lightgbm_threads)
     except (core.BatchError, SchemaError, ScoringError) as error:
         raise refuse(f"{url}: {error}") from error
-    except RegistryError as error:
+    except (RegistryError, PermanentStorageError) as error:  # no usable production model
         raise refuse(f"cannot score {url}: {error}") from error
     frame = scored.frame
     version = pointer["version"]
