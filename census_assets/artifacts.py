@@ -133,7 +133,6 @@ def _permanent(error: OSError, action: str, url: str) -> OSError:
 
 @functools.lru_cache(maxsize=4)
 def _gcs_client(emulator_host: str | None, credentials: str | None):
-    # One client per process (per emulator address, which the client reads when created, and key).
     from google.cloud import storage
 
     if credentials:
@@ -141,23 +140,32 @@ def _gcs_client(emulator_host: str | None, credentials: str | None):
     return storage.Client(project=None)
 
 
+def gcs_client(credentials: str | None = None):
+    """One google-cloud-storage client per process, emulator address (read when the client is
+    made) and key; `credentials` is a base64 service-account key, None: default credentials."""
+    return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), credentials)
+
+
+def gcs_policy(deadline: float) -> dict:
+    """retry= and timeout= for google-cloud-storage calls: transient errors (429, 5xx, timeouts)
+    retried with backoff scaled to the deadline (1 s first wait, less for short deadlines), and a
+    hung request counted as a timeout after at most 60 s, not the library's default."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    retry = DEFAULT_RETRY.with_delay(initial=min(1.0, deadline / 20), maximum=max(deadline / 4, 0.1), multiplier=2.0)
+    return {"retry": retry.with_timeout(deadline), "timeout": min(60.0, max(deadline, 10.0))}
+
+
 class GcsObjects:
     """Objects under gs://bucket/prefix: one upload per write, transient errors retried."""
 
     def __init__(self, bucket: str, prefix: str, retry_deadline: float, credentials: str | None = None):
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
         self.bucket_name, self.prefix, self.retry_deadline = bucket, prefix.strip("/"), retry_deadline
         self.credentials = credentials  # a base64 service-account key; None: default credentials
-        # Backoff scaled to the deadline: 1 s first wait (less for short deadlines), doubling.
-        self.retry = DEFAULT_RETRY.with_delay(
-            initial=min(1.0, retry_deadline / 20), maximum=max(retry_deadline / 4, 0.1), multiplier=2.0
-        ).with_timeout(retry_deadline)
-        # A hung request counts as a timeout (retried) after this long, not the library's 60 s.
-        self.timeout = min(60.0, max(retry_deadline, 10.0))
+        self._policy = gcs_policy(retry_deadline)
 
     def client(self):
-        return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), self.credentials)
+        return gcs_client(self.credentials)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -167,10 +175,6 @@ class GcsObjects:
 
     def url(self, name: str) -> str:
         return f"gs://{self.bucket_name}/{self._key(name)}"
-
-    @property
-    def _policy(self) -> dict:
-        return {"retry": self.retry, "timeout": self.timeout}
 
     def _call(self, action: str, name: str, function: Callable[[], Any]) -> Any:
         from google.api_core.exceptions import Forbidden, NotFound, PreconditionFailed, RetryError

@@ -174,9 +174,9 @@ def _tick_seconds(definitions, inbox_url: str, storage: str, home: str, ticks: i
     """census_inbox evaluated `ticks` times in a row on a persistent instance, as the daemon does."""
     import dagster as dg
 
-    from census_assets.assets.batches import BatchInbox
     from census_assets.automation.inbox import census_inbox
     from census_assets.io_manager import CensusIOManager
+    from census_assets.resources.inbox import BatchInbox
 
     instance = dg.DagsterInstance.local_temp(tempdir=home)
     resources = {"inbox": BatchInbox(url=inbox_url), "io_manager": CensusIOManager(base_url=storage)}

@@ -11,6 +11,7 @@ from census_assets.core.registry import RegistryError
 
 TRAINING_GROUP = "census"
 LIFECYCLE_GROUP = "model_lifecycle"
+BATCH_GROUP = "batch_scoring"
 OWNERS = ["team:ml-platform"]
 # The whole training graph for `dagster asset materialize --select` (the batch-scoring assets are
 # partitioned: they run per batch, from the inbox sensor or a backfill).
@@ -26,6 +27,8 @@ STORAGE_RETRY = dg.RetryPolicy(max_retries=3, delay=1.0, backoff=dg.Backoff.EXPO
 
 TRAINING_ASSET = dict(group_name=TRAINING_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY, pool=TRAINING_POOL)
 LIFECYCLE_ASSET = dict(group_name=LIFECYCLE_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY, pool=TRAINING_POOL)
+# No pool here: scored_batch takes SCORING_POOL; batch_summary only reads the instance.
+BATCH_ASSET = dict(group_name=BATCH_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY)
 
 
 def refuse(message: str) -> dg.Failure:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from census_assets.assets.batches import BATCH_ASSETS, BatchInbox
+from census_assets.assets.batches import BATCH_ASSETS
 from census_assets.assets.census import TRAINING_ASSETS, lgbm_model, raw_census
 from census_assets.assets.evaluation import drift, holdout_metrics
 from census_assets.assets.feature_table import feature_table
@@ -26,6 +26,7 @@ from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
 from census_assets.resources.dask import DaskResource
+from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource

@@ -19,13 +19,14 @@ import pytest
 
 from census_assets import cli as census_cli
 from census_assets.artifacts import ArtifactStore
-from census_assets.assets.batches import BatchInbox, census_batches, scored_batch
+from census_assets.assets.batches import census_batches, scored_batch
 from census_assets.automation.inbox import build_inbox_sensor, census_inbox, partitions_to_rescore
 from census_assets.core import batches as core
 from census_assets.core.registry import Registry
 from census_assets.core.scoring import PROBABILITY
 from census_assets.definitions import build_definitions
 from census_assets.io_manager import CensusIOManager
+from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 from census_assets.settings import load_environment

@@ -8,9 +8,6 @@ changed file; the drift check per partition is checks/batches.py. docs/batches.m
 
 
 import datetime as dt
-import functools
-import hashlib
-import os
 import time
 from collections.abc import Sequence
 
@@ -20,161 +17,20 @@ from pydantic import Field
 
 from census_assets.artifacts import PermanentStorageError
 from census_assets.assets.evaluation import REFERENCE_PROFILE
-from census_assets.constants import OWNERS, SCORING_POOL, STORAGE_RETRY, refuse
+from census_assets.constants import BATCH_ASSET, SCORING_POOL, refuse
 from census_assets.core import batches as core
 from census_assets.core.drift import ReferenceProfile
 from census_assets.core.registry import RegistryError
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
-from census_assets.io_manager import CensusIOManager
+from census_assets.io_manager import PUBLISHED_AS, CensusIOManager
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown
 from census_assets.predict import score_with_production
+from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.lifecycle import LifecycleSettings
-from census_assets.settings import DEFAULT_GCS_RETRY_DEADLINE
 
-BATCH_GROUP = "batch_scoring"
-# The IO manager publishes partition P of an asset carrying this definition metadata at
-# `<storage>/<value>/<P>.parquet` (census_assets.io_manager).
-PUBLISHED_AS = "census/published_as"
 SCORED_FOLDER = "scored"
 census_batches = dg.DynamicPartitionsDefinition(name="census_batches")
-BATCH_ASSET = dict(group_name=BATCH_GROUP, owners=OWNERS, retry_policy=STORAGE_RETRY)
-# A sensor tick must not wait out the full storage retry budget.
-LISTING_DEADLINE_S = 30.0
-
-
-# ---- the inbox: a local folder or a gs:// prefix -------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _gcs_client(emulator_host: str | None, credentials: str | None):
-    # One client per process (per emulator address, read when the client is made, and key).
-    from google.cloud import storage
-
-    if credentials:
-        from census_assets.artifacts import service_account_info
-
-        return storage.Client.from_service_account_info(service_account_info(credentials))
-    return storage.Client(project=None)
-
-
-class BatchInbox(dg.ConfigurableResource):
-    """Where batches arrive (CENSUS_INBOX_URL): a local folder or gs://bucket/prefix, one file a batch."""
-
-    url: str = Field(description="CENSUS_INBOX_URL: a local folder or gs://bucket/prefix (default <storage>/inbox)")
-    gcs_retry_deadline: float = Field(
-        default=DEFAULT_GCS_RETRY_DEADLINE,
-        description="CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// listing or read retries transient errors",
-    )
-    gcp_credentials: str | None = Field(
-        default=None,
-        description="GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials",
-    )
-
-    @property
-    def is_gcs(self) -> bool:
-        return self.url.startswith(("gs://", "gcs://"))
-
-    @property
-    def complete_when_listed(self) -> bool:
-        """GCS lists an object only once its upload has finished; a local file may be half-written."""
-        return self.is_gcs
-
-    def file_url(self, name: str) -> str:
-        return f"{self.url.rstrip('/')}/{name}"
-
-    # gs://
-
-    def _bucket_prefix(self) -> tuple[str, str]:
-        bucket, _, prefix = self.url.split("://", 1)[1].partition("/")
-        prefix = prefix.strip("/")
-        return bucket, f"{prefix}/" if prefix else ""
-
-    def _policy(self, deadline: float | None = None) -> dict:
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
-        deadline = min(deadline or self.gcs_retry_deadline, self.gcs_retry_deadline)
-        retry = DEFAULT_RETRY.with_delay(initial=min(1.0, deadline / 20), maximum=max(deadline / 4, 0.1))
-        return {"retry": retry.with_timeout(deadline), "timeout": min(60.0, max(deadline, 10.0))}
-
-    def _client(self):
-        return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"), self.gcp_credentials)
-
-    @staticmethod
-    def _gcs_fingerprint(blob) -> str:
-        # md5 for ordinary uploads; composite objects have only a crc32c.
-        return f"md5:{blob.md5_hash}" if blob.md5_hash else f"crc32c:{blob.crc32c}"
-
-    def _list_gcs(self, deadline: float | None) -> list[core.InboxFile]:
-        bucket, prefix = self._bucket_prefix()
-        blobs = self._client().list_blobs(
-            bucket,
-            prefix=prefix,
-            delimiter="/",  # the inbox's own objects, not its "sub-folders"
-            fields="items(name,size,md5Hash,crc32c),nextPageToken,prefixes",
-            **self._policy(deadline),
-        )
-        files = []
-        for blob in blobs:
-            name = blob.name[len(prefix) :]
-            if core.is_batch_name(name):
-                files.append(core.InboxFile(name, int(blob.size or 0), self._gcs_fingerprint(blob)))
-        return files
-
-    def _read_gcs(self, name: str) -> tuple[bytes, str]:
-        bucket, prefix = self._bucket_prefix()
-        policy = self._policy()
-        blob = self._client().bucket(bucket).get_blob(prefix + name, **policy)
-        if blob is None:
-            raise FileNotFoundError(self.file_url(name))
-        # Exactly the generation whose checksum is the fingerprint (a replacement in between fails
-        # the precondition and the step is retried).
-        data = blob.download_as_bytes(if_generation_match=blob.generation, **policy)
-        return data, self._gcs_fingerprint(blob)
-
-    # local
-
-    def _root(self) -> str:
-        return self.url.removeprefix("file://")
-
-    def _local_names(self) -> list[str]:
-        root = self._root()
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"inbox folder {root} does not exist")
-        with os.scandir(root) as entries:
-            return [entry.name for entry in entries if core.is_batch_name(entry.name) and entry.is_file()]
-
-    def _list_local(self) -> list[core.InboxFile]:
-        files = []
-        for name in self._local_names():
-            try:
-                with open(os.path.join(self._root(), name), "rb") as handle:
-                    size = os.fstat(handle.fileno()).st_size
-                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            except FileNotFoundError:  # removed between the listing and the read
-                continue
-            files.append(core.InboxFile(name, size, f"sha256:{digest}"))
-        return files
-
-    def _read_local(self, name: str) -> tuple[bytes, str]:
-        with open(os.path.join(self._root(), name), "rb") as handle:
-            data = handle.read()
-        return data, core.content_fingerprint(data)
-
-    # either
-
-    def list_batches(self, deadline: float | None = None) -> list[core.InboxFile]:
-        """Every batch file in the inbox with its size and content fingerprint."""
-        return self._list_gcs(deadline) if self.is_gcs else self._list_local()
-
-    def find(self, key: str) -> str | None:
-        """The name of the inbox file whose partition key is `key` (a listing, no file read)."""
-        names = [f.name for f in self._list_gcs(None)] if self.is_gcs else self._local_names()
-        return next((name for name in sorted(names) if core.partition_key(name) == key), None)
-
-    def read(self, name: str) -> tuple[bytes, str]:
-        """A file's bytes and the fingerprint of exactly those bytes."""
-        return self._read_gcs(name) if self.is_gcs else self._read_local(name)
 
 
 # ---- scored_batch --------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from census_assets.assets.batches import LISTING_DEADLINE_S, BatchInbox, batch_records, batch_summary, scored_batch
+from census_assets.assets.batches import batch_records, batch_summary, scored_batch
 from census_assets.assets.batches import census_batches as batch_partitions
 from census_assets.core.batches import InboxState, plan_tick
 from census_assets.io_manager import CensusIOManager
+from census_assets.resources.inbox import LISTING_DEADLINE_S, BatchInbox
 
 # Runs requested per tick at most: a tick stays short however many files arrive at once; the
 # rest are requested on the following ticks (they wait, stable, in the cursor).

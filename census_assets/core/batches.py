@@ -2,7 +2,7 @@
 (new, changed, still being written), a batch's validation and drift, and the summary table.
 
 Everything here is a pure function of its arguments; listing and reading the inbox (local folder
-or gs://) is census_assets.assets.batches.BatchInbox, the Dagster wiring is in assets/, checks/
+or gs://) is census_assets.resources.inbox.BatchInbox, the Dagster wiring is in assets/, checks/
 and automation/.
 
 The sensor's rules (docs/batches.md):

@@ -1,1 +1,1 @@
-"""Dagster resources, one module each: source, training, lifecycle, notifier, dask, warehouse."""
+"""Dagster resources, one module each: source, training, lifecycle, notifier, dask, warehouse, inbox."""
