@@ -78,66 +78,49 @@ def production_model(
     them; the same decision is re-made here so a run selecting production_model alone cannot
     promote a worse model. Nothing is ever deleted; rollback moves only the pointer.
     """
+    registry = io_manager.registry()
     with refusing_permanent_errors():
-        return promote(
-            context, lgbm_model, cv_accuracy, holdout_metrics, drift, clean_census, io_manager.registry(), training,
-            lifecycle,
-        )  # fmt: skip
-
-
-def promote(
-    context: dg.AssetExecutionContext,
-    lgbm_model: TrainedModel,
-    cv_accuracy: dict,
-    holdout_metrics: dict,
-    drift: dict,
-    clean_census: pd.DataFrame,
-    registry: Registry,
-    training: TrainingSettings,
-    lifecycle: LifecycleSettings,
-) -> dg.MaterializeResult:
-    """production_model's work: publish the version, then move the pointer unless it is already there."""
-    version = model_version(lgbm_model)
-    if holdout_metrics["model_version"] != version:
-        raise refuse(
-            f"lgbm_model is {version} but holdout_metrics evaluated {holdout_metrics['model_version']}: "
-            "materialise holdout_metrics first"
+        version = model_version(lgbm_model)
+        if holdout_metrics["model_version"] != version:
+            raise refuse(
+                f"lgbm_model is {version} but holdout_metrics evaluated {holdout_metrics['model_version']}: "
+                "materialise holdout_metrics first"
+            )
+        refuse_if_refitted_data(context)
+        problems, reasoning = promotion_problems(
+            cv_accuracy, holdout_metrics, drift, registry, training, lifecycle
         )
-    refuse_if_refitted_data(context)
-    problems, reasoning = promotion_problems(
-        cv_accuracy, holdout_metrics, drift, registry, training, lifecycle
-    )
-    if problems:
-        raise refuse("not promoting lgbm_model: " + "; ".join(problems))
-    overall = holdout_metrics["overall"]
-    metrics = {
-        "cv_accuracy": float(cv_accuracy["mean"]),
-        "holdout_accuracy": overall["accuracy"],
-        "holdout_roc_auc": overall["roc_auc"],
-        "holdout_log_loss": overall["log_loss"],
-    }
-    profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
-    newly_written = registry.publish(
-        version,
-        lambda stem: write_files(registry.store, stem, MODEL_CODEC.encode(lgbm_model)),
-        {
-            REFERENCE_PROFILE: profile.to_dict(),
-            TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},
-        },
-    )
-    current = registry.pointer()
-    # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
-    unchanged = current is not None and current["version"] == version
-    record = current if unchanged else registry.promote(version, metrics, run_id=context.run.run_id)
-    return dg.MaterializeResult(
-        metadata={
-            **pointer_metadata(registry, record),
-            "newly_written": newly_written,
-            "already_in_production": unchanged,
-            "decision": reasoning,
-            **metrics,
+        if problems:
+            raise refuse("not promoting lgbm_model: " + "; ".join(problems))
+        overall = holdout_metrics["overall"]
+        metrics = {
+            "cv_accuracy": float(cv_accuracy["mean"]),
+            "holdout_accuracy": overall["accuracy"],
+            "holdout_roc_auc": overall["roc_auc"],
+            "holdout_log_loss": overall["log_loss"],
         }
-    )
+        profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
+        newly_written = registry.publish(
+            version,
+            lambda stem: write_files(registry.store, stem, MODEL_CODEC.encode(lgbm_model)),
+            {
+                REFERENCE_PROFILE: profile.to_dict(),
+                TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},
+            },
+        )
+        current = registry.pointer()
+        # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
+        unchanged = current is not None and current["version"] == version
+        record = current if unchanged else registry.promote(version, metrics, run_id=context.run.run_id)
+        return dg.MaterializeResult(
+            metadata={
+                **pointer_metadata(registry, record),
+                "newly_written": newly_written,
+                "already_in_production": unchanged,
+                "decision": reasoning,
+                **metrics,
+            }
+        )
 
 
 def pointer_metadata(registry: Registry, record: dict) -> dict:

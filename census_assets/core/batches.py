@@ -33,6 +33,7 @@ import pandas as pd
 
 from census_assets.core.cleaning import DROPPED_COLUMNS, CleaningError, clean
 from census_assets.core.drift import DriftReport, ReferenceProfile, compare
+from census_assets.core.reporting import chart_png
 from census_assets.core.schema import SOURCE_COLUMNS, STRING
 
 BATCH_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -330,15 +331,10 @@ def summary_table(records: Sequence[Mapping], production_version: str | None) ->
 
 def drift_chart_png(scored: pd.DataFrame, warn_psi: float, fail_psi: float) -> bytes:
     """Max PSI of each scored batch against the time it was scored, with the warn and fail limits."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # no display on servers; must precede pyplot
-    import matplotlib.pyplot as plt
-
     ordered = scored.sort_values("updated_at")
     times = pd.to_datetime(ordered["updated_at"], utc=True)
-    figure, axes = plt.subplots(figsize=(7.0, 3.0), dpi=90)
-    try:
+
+    def draw(figure, axes) -> None:
         axes.plot(times, ordered["max_psi"], marker="o", linestyle="-", color="#4f43dd", label="max PSI")
         axes.axhline(warn_psi, color="#e0a100", linestyle="--", label=f"warn {warn_psi:g}")
         axes.axhline(fail_psi, color="#d1304a", linestyle="--", label=f"fail {fail_psi:g}")
@@ -346,9 +342,5 @@ def drift_chart_png(scored: pd.DataFrame, warn_psi: float, fail_psi: float) -> b
         axes.set_title("scored_batch: drift per batch", fontsize=10)
         axes.legend(fontsize=7, loc="upper left")
         figure.autofmt_xdate()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
+
+    return chart_png(3.0, draw)

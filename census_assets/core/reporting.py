@@ -7,6 +7,7 @@ methods, and the chart imports matplotlib when it draws.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,25 +39,34 @@ def feature_importance(booster: lgb.Booster, top: int = TOP_FEATURES) -> pd.Data
     return table.reset_index(drop=True)
 
 
-def importance_chart_png(importance: pd.DataFrame, title: str = "lgbm_model: feature importance") -> bytes:
-    """A horizontal bar chart of `feature_importance` output (most important on top), as PNG bytes."""
+def chart_png(height: float, draw: Callable) -> bytes:
+    """A 7-inch-wide chart as PNG bytes: draw(figure, axes) fills it. No Software/date chunks, so
+    the same data gives the same bytes."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display on servers and CI; must precede pyplot
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.0, 1.2 + 0.28 * len(importance)), dpi=90)
+    figure, axes = plt.subplots(figsize=(7.0, height), dpi=90)
     try:
+        draw(figure, axes)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+def importance_chart_png(importance: pd.DataFrame, title: str = "lgbm_model: feature importance") -> bytes:
+    """A horizontal bar chart of `feature_importance` output (most important on top), as PNG bytes."""
+
+    def draw(figure, axes) -> None:
         rows = np.arange(len(importance))
         axes.barh(rows, importance["gain_share"].to_numpy() * 100, color="#4f43dd")
         axes.set_yticks(rows, labels=importance["feature"].tolist(), fontsize=8)
         axes.invert_yaxis()
         axes.set_xlabel("share of total gain (%)")
         axes.set_title(title, fontsize=10)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        # No Software/date chunks: the same model gives the same bytes.
-        figure.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
+
+    return chart_png(1.2 + 0.28 * len(importance), draw)
