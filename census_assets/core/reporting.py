@@ -7,6 +7,7 @@ methods, and the chart imports matplotlib when it draws.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,21 @@ def feature_importance(booster: lgb.Booster, top: int = TOP_FEATURES) -> pd.Data
     table = table.sort_values("gain", ascending=False, kind="stable").head(top)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True)
+
+
+def prepare_charts() -> threading.Thread:
+    """Import matplotlib in a background thread, so its half-second import overlaps work that
+    releases the GIL (a LightGBM fit); join it before drawing."""
+
+    def load() -> None:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)  # no display on servers and CI; must precede pyplot
+        import matplotlib.pyplot  # noqa: F401
+
+    thread = threading.Thread(target=load, name="import matplotlib", daemon=True)
+    thread.start()
+    return thread
 
 
 def chart_png(height: float, draw: Callable) -> bytes:
