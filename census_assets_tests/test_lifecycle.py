@@ -248,6 +248,13 @@ def test_rollback_moves_only_the_pointer_and_predict_follows(lineage, bundled_ra
     assert registry(storage).production()["version"] == version_a
     assert {k: v for k, v in registry_snapshot(storage).items() if k.startswith("models/")} == models_before
     assert [r["action"] for r in registry(storage).history()] == ["promote", "promote", "rollback"]
+    listed = cli("history", "--storage", str(storage))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[1:3] for line in lines[:-1]] == [
+        ["promote", version_a], ["promote", version_b], ["rollback", version_a]
+    ]
+    assert lines[-1] == f"production: {version_a}"
 
     rows = tmp_path / "rows.csv"
     bundled_raw.head(200).to_csv(rows, index=False)
