@@ -269,7 +269,6 @@ def test_a_tick_sends_at_most_a_batch_and_the_rest_next_tick(instance, recorder)
 
 
 def test_slack_gets_the_alert_through_dagster_slack(instance, recorder):
-    pytest.importorskip("dagster_slack")
     slack, hook = recorder(), recorder()
     notifier = AlertNotifier(
         webhook_url=hook.url, slack_channel="#ml-alerts", slack_token="xoxb-test", slack_api_url=slack.api
@@ -285,7 +284,6 @@ def test_slack_gets_the_alert_through_dagster_slack(instance, recorder):
 
 
 def test_slack_failing_does_not_stop_the_webhook(recorder):
-    pytest.importorskip("dagster_slack")
     slack, hook = recorder("error"), recorder()
     notifier = AlertNotifier(webhook_url=hook.url, slack_channel="#x", slack_token="t", slack_api_url=slack.api)
     with pytest.raises(AlertDeliveryError) as error:
