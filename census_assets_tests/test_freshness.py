@@ -94,7 +94,7 @@ NOTIFIER = """query Notifier($selector: ResourceSelector!) {
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    daemon_support = pytest.importorskip("census_assets_tests.daemon_support")
+    from census_assets_tests import daemon_support
     from census_assets_tests.ui_support import REPO_ROOT
 
     base = tmp_path_factory.mktemp("freshness")
