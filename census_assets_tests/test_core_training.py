@@ -159,3 +159,8 @@ def test_final_model_is_the_seeds_fit(sample, monkeypatch, stream):
 def test_gate():
     assert gate_failure(0.83, 0.8) is None and gate_failure(0.8, 0.8) is None
     assert gate_failure(0.83, 0.99) == "CV accuracy 0.8300 is below the threshold 0.9900"
+
+
+def test_the_final_fit_uses_one_thread_on_a_small_table_and_every_core_on_a_large_one():
+    assert training.final_fit_threads(32_537) == 1
+    assert training.final_fit_threads(training.ONE_THREAD_BELOW_ROWS) == training.available_cores()

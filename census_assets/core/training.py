@@ -293,11 +293,22 @@ def cross_validate(
     )
 
 
+# Under passive OpenMP waiting, waking the other threads for every step of every boosting round
+# costs more than they bring on a small table (measured on 2 cores: 32,537 rows 0.33 s on one
+# thread vs 1.1 s on two; 162,685 rows 1.1-1.5 s vs 1.9 s; 650,740 rows 6.1 s vs 5.4 s).
+ONE_THREAD_BELOW_ROWS = 400_000
+
+
+def final_fit_threads(rows: int) -> int:
+    return 1 if rows < ONE_THREAD_BELOW_ROWS else available_cores()
+
+
 def fit_final(
     X: Features, y: np.ndarray, feature_names: list[str], model_seed: int | None = None
 ) -> lgb.Booster:
-    """The final model on all rows, with every core for the one fit, features named."""
-    return fit_rows(X, y, None, model_seed, available_cores(), feature_names)
+    """The final model on all rows, features named: one thread for a small table, else every core
+    (the trees are the same either way)."""
+    return fit_rows(X, y, None, model_seed, final_fit_threads(len(y)), feature_names)
 
 
 def gate_failure(accuracy: float, threshold: float) -> str | None:
