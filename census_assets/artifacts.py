@@ -198,9 +198,6 @@ class GcsObjects:
                 ) from None
             raise FileNotFoundError(f"no artifact {self.url(name)}: materialise it first") from None
 
-    def exists(self, name: str) -> bool:
-        return self._call("checking", name, lambda: self._blob(name).exists(**self._policy))
-
     def read(self, name: str) -> bytes:
         return self._call("reading", name, lambda: self._blob(name).download_as_bytes(**self._policy))
 
@@ -264,9 +261,6 @@ class ArtifactStore:
 
     def _local(self, name: str) -> Path:
         return self.root / name
-
-    def exists(self, name: str) -> bool:
-        return self.gcs.exists(name) if self.gcs is not None else self._local(name).is_file()
 
     def read_bytes(self, name: str) -> bytes:
         if self.gcs is not None:
@@ -395,7 +389,6 @@ def _decode_json(read: Reader, url: Callable[[str], str]) -> dict:
     return parse_json(read(".json"), url(".json"))
 
 
-MODEL_FILES = (".vocabulary.json", ".json", ".importance.png", ".txt")
 _TREE_SIZES = re.compile(r"^tree_sizes=([0-9 ]*)$", re.MULTILINE)
 
 

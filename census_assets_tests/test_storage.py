@@ -82,7 +82,7 @@ def test_prune_keeps_the_newest_commits_and_young_uncommitted_files(tmp_path):
     store.write_bytes("runs/in-progress/t.parquet", b"a run still writing")
     deleted = prune(store, keep=2, grace_seconds=3600)
     assert sorted(deleted) == ["runs/r1/t.manifest.json", "runs/r1/t.parquet"]
-    assert store.exists("runs/in-progress/t.parquet")
+    assert (tmp_path / "runs" / "in-progress" / "t.parquet").exists()
     assert load_committed(store, key, FRAME)["a"].tolist() == ["r3"]
     assert sorted(prune(store, keep=2, grace_seconds=0)) == ["runs/in-progress/t.parquet"]
 
