@@ -16,7 +16,7 @@ def _is_text(column: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
 
 
-def _strip(column: pd.Series) -> pd.Series:
+def strip_strings(column: pd.Series) -> pd.Series:
     # Strip each distinct value once and map: far cheaper than .str.strip() on millions of rows,
     # and equal rows share one string object afterwards.
     distinct = column.unique()
@@ -31,7 +31,7 @@ def clean(df: pd.DataFrame) -> pd.DataFrame:
             f"no rows left after dropping NA and duplicates ({len(df)} rows in the source)"
         )
     table = table.assign(
-        **{name: _strip(table[name]) for name in table.columns if _is_text(table[name])}
+        **{name: strip_strings(table[name]) for name in table.columns if _is_text(table[name])}
     )
     table = table.assign(
         **{

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from census_assets.core.cleaning import strip_strings
 from census_assets.core.features import TARGET, TARGET_VALUE
 
 # Inclusive bounds of what a person can report; None: unbounded on that side.
@@ -54,11 +55,6 @@ def impossible_values(table: pd.DataFrame) -> dict[str, np.ndarray]:
     return {name: mask for name, mask in masks.items() if mask.any()}
 
 
-def _stripped(column: pd.Series) -> pd.Series:
-    distinct = column.unique()
-    return column.map(dict(zip(distinct, (value.strip() for value in distinct))))
-
-
 def _distinct_rows(rows: pd.DataFrame, enough: int) -> int:
     """The number of distinct rows, or any number >= `enough` once that many are certain.
 
@@ -97,7 +93,7 @@ def training_problems(table: pd.DataFrame, n_splits: int) -> list[str]:
             f"(missing: {_missing_summary(table)})"
         )
         return problems
-    positive = (_stripped(complete[LABEL_COLUMN]) == TARGET_VALUE).to_numpy()
+    positive = (strip_strings(complete[LABEL_COLUMN]) == TARGET_VALUE).to_numpy()
     counts = {1: _distinct_rows(complete[positive], n_splits), 0: _distinct_rows(complete[~positive], n_splits)}
     target = f"{TARGET} ({LABEL_COLUMN} == {TARGET_VALUE!r})"
     absent = [label for label, count in counts.items() if count == 0]
