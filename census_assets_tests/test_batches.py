@@ -7,7 +7,9 @@ One module-scoped storage with two promoted models (A, then B; production rolled
 every test; tests that change storage work on copies.
 """
 
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -136,6 +138,16 @@ class SensorHarness:
 
     def scoring_requests(self, result) -> dict[str, dg.RunRequest]:
         return {r.partition_key: r for r in result.run_requests if r.job_name == "score_batches"}
+
+
+def test_an_unreadable_cursor_starts_afresh(trained, holdout, tmp_path):
+    inbox = tmp_path / "inbox"
+    write_batches(inbox, holdout)
+    sensor = SensorHarness(str(inbox), trained["storage"], tmp_path / "home")
+    sensor.cursor = "not json {"
+    result = sensor.tick()  # no exception: the files are seen again, run keys prevent repeats
+    assert result.run_requests == [] and "3 new or changed" in result.skip_message
+    assert re.fullmatch("[0-9a-f]{16}", json.loads(sensor.cursor)["p"])  # production, read afresh
 
 
 def test_sensor_on_a_local_inbox(trained, holdout, tmp_path):

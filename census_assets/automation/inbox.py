@@ -88,7 +88,6 @@ def inbox_tick(context: dg.SensorEvaluationContext, inbox: BatchInbox, io_manage
     except (ValueError, KeyError, TypeError) as error:
         context.log.warning(f"unreadable inbox cursor ({error}): starting afresh (run keys prevent repeats)")
         state = InboxState()
-    cursor = json.loads(context.cursor) if context.cursor else {}
     try:
         files = inbox.list_batches(deadline=LISTING_DEADLINE_S)
     except Exception as error:  # a missing folder, GCS unreachable or forbidden: say so, try next tick
@@ -107,28 +106,28 @@ def inbox_tick(context: dg.SensorEvaluationContext, inbox: BatchInbox, io_manage
         )
         for request in plan.requests
     ]
+    previous = state.production
     try:
         pointer = io_manager.registry().pointer()
+        production = pointer["version"] if pointer else None
     except Exception as error:  # an unreadable pointer must not stop batches from being taken
         context.log.warning(f"cannot read the production pointer: {type(error).__name__}: {error}")
-        pointer = {"version": cursor.get("p")} if cursor.get("p") else None
-    production = pointer["version"] if pointer else None
+        production = previous
     next_state = plan.state
-    if not run_requests and (summary := summary_request(context.instance, next_state, production, cursor.get("p"))):
+    next_state.production = production
+    if not run_requests and (summary := summary_request(context.instance, next_state, production, previous)):
         run_requests.append(summary)
-        if production != cursor.get("p") and cursor.get("p") is not None:
+        if production != previous and previous is not None:
             context.log.warning(
-                f"production changed from {cursor.get('p')} to {production}: scored batches are behind it; "
+                f"production changed from {previous} to {production}: scored batches are behind it; "
                 "re-score them with `census-assets rescore` (docs/batches.md)"
             )
-    new_cursor = json.loads(next_state.to_cursor())
-    new_cursor["p"] = production
     description = plan.describe()
     context.log.info(f"inbox {inbox.url}: {len(files)} batch file(s); {description}")
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=json.dumps(new_cursor, separators=(",", ":")),
+        cursor=next_state.to_cursor(),
         skip_reason=None if run_requests else f"{len(files)} batch file(s): {description}",
     )
 

@@ -118,12 +118,13 @@ class BatchRequest:
 @dataclass
 class InboxState:
     """The sensor's cursor: what was taken (name -> fingerprint, revision), what was seen once and
-    waits for a second look (name -> size, fingerprint), and the scoring activity the last summary
-    covered."""
+    waits for a second look (name -> size, fingerprint), the scoring activity the last summary
+    covered, and the production version the last tick saw (a change makes the batches stale)."""
 
     taken: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending: dict[str, tuple[int, str]] = field(default_factory=dict)
     summarised: int = 0
+    production: str | None = None
 
     def to_cursor(self) -> str:
         return json.dumps(
@@ -132,6 +133,7 @@ class InboxState:
                 "taken": {name: list(value) for name, value in sorted(self.taken.items())},
                 "pending": {name: list(value) for name, value in sorted(self.pending.items())},
                 "summarised": self.summarised,
+                "p": self.production,
             },
             separators=(",", ":"),
         )
@@ -147,6 +149,7 @@ class InboxState:
             taken={name: (str(fp), int(rev)) for name, (fp, rev) in data["taken"].items()},
             pending={name: (int(size), str(fp)) for name, (size, fp) in data["pending"].items()},
             summarised=int(data.get("summarised", 0)),
+            production=data.get("p"),
         )
 
 
@@ -210,7 +213,7 @@ def plan_tick(
         revision = previous[1] + 1 if previous else 1
         taken[entry.name] = (entry.fingerprint, revision)
         requests.append(BatchRequest(key, entry.name, entry.fingerprint, revision))
-    next_state = InboxState(taken=taken, pending=pending, summarised=state.summarised)
+    next_state = InboxState(taken=taken, pending=pending, summarised=state.summarised, production=state.production)
     return TickPlan(requests, next_state, unchanged, waiting, deferred, collisions)
 
 
