@@ -61,9 +61,14 @@ def store(base_url: str, env: Environment) -> ArtifactStore:
     )
 
 
-def registry(storage: str | None) -> Registry:
-    env = environment()
-    return Registry(store(storage or env.storage_url, env))
+def storage_of(storage: str | None, env: Environment | None = None) -> ArtifactStore:
+    """--storage, else CENSUS_STORAGE_URL."""
+    env = env or environment()
+    return store(storage or env.storage_url, env)
+
+
+def registry(storage: str | None, env: Environment | None = None) -> Registry:
+    return Registry(storage_of(storage, env))
 
 
 def is_remote(path: str) -> bool:
@@ -178,8 +183,7 @@ def predict(args: argparse.Namespace) -> None:
     file_format(args.input)
     output = Output(args.output, args.input)
     try:
-        reg = Registry(store(args.storage or env.storage_url, env))
-        pointer, scored = score_with_production(read_input(args.input), reg, strict=args.strict)
+        pointer, scored = score_with_production(read_input(args.input), registry(args.storage, env), args.strict)
         frame = scored.frame
         output.write(encode_output(frame, args.output), env)
     finally:
@@ -227,8 +231,7 @@ def rollback(args: argparse.Namespace) -> None:
 def prune_runs(args: argparse.Namespace) -> None:
     if args.keep < 1:
         raise CliError(f"--keep must be at least 1, got {args.keep}")
-    env = environment()
-    deleted = prune(store(args.storage or env.storage_url, env), args.keep, args.grace_hours * 3600)
+    deleted = prune(storage_of(args.storage), args.keep, args.grace_hours * 3600)
     print(f"deleted {len(deleted)} run-scoped objects; kept the newest {args.keep} commits of every asset")
 
 
