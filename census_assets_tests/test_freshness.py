@@ -198,7 +198,18 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         assert FAIL_SECONDS - 2 <= fail["hours_since_materialization"] * 3600 < FAIL_SECONDS + 10
 
         # A restarted daemon continues from the saved cursor: what happened while it was down is
-        # sent (not skipped as history), what was sent before is not sent again.
+        # sent (not skipped as history), what was sent before is not sent again. The cursor is saved
+        # when a tick ends: stopped between a POST and that, the daemon would send it once more
+        # (delivery is at least once), so the stop waits for the cursor to pass the FAIL event.
+        events = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+            dagster_event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE
+        )
+        fail_id = max(id_ for id_, entry in events.items() if entry.dagster_event.event_specific_data.key == MODEL)
+        wait_for(
+            "the alert sensor's cursor past the FAIL event",
+            lambda: int(sensor_state(deployment, ALERT_SENSOR).get("lastCursor") or 0) >= fail_id,
+            timeout=30,
+        )
         deployment.daemon.stop()  # the daemon alone: the webserver and code server stay up
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
