@@ -1,16 +1,51 @@
-"""The benchmark runs (quickly, without the slow reference CV) so it cannot rot."""
+"""The benchmark runs (quickly, without the slow reference CV) so it cannot rot, and it stays out of
+the installed package."""
 
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from setuptools import find_packages
+
+import benchmarks
+
+ROOT = Path(benchmarks.__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line_with_every_stage():
     completed = subprocess.run(
-        [sys.executable, "-m", "census_assets.bench", "--no-reference", "--no-cli"],
-        capture_output=True, text=True, timeout=600, check=True,
+        [sys.executable, "-m", "benchmarks.bench", "--no-reference", "--no-cli"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
     )
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert set(report["ours"]) == {"clean", "features", "cv", "final_fit"}
     assert report["scale"] == 1 and report["rows"] == 32561 and 0.825 <= report["cv_mean"] <= 0.835
     assert all(stage["peak_rss_mib"] > 0 for stage in report["ours"].values())
+
+
+def test_the_wheel_ships_census_assets_and_every_subpackage_only():
+    """What setuptools' find, as pyproject.toml configures it, puts in the wheel."""
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(where=str(ROOT), **find))
+    package_dirs = {
+        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "census_assets").rglob("__init__.py")
+    }
+    assert shipped == package_dirs
+    # Both are packages beside census_assets that a looser pattern would pick up.
+    assert {"census_assets_tests", "benchmarks"} <= set(find_packages(where=str(ROOT)))
+
+
+def test_census_assets_never_imports_the_tests_or_the_benchmark():
+    sources = list((ROOT / "census_assets").rglob("*.py"))
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        for line in path.read_text().splitlines()
+        if line.lstrip().startswith(("import ", "from "))
+        and line.split()[1].split(".")[0] in ("census_assets_tests", "benchmarks")
+    ]
+    assert sources and not offenders

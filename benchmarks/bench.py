@@ -1,7 +1,7 @@
 """Benchmark: the reference pipeline and ours, stage by stage, in one process; then the CLI.
 
-    python -m census_assets.bench [--scale N] [--no-reference] [--reference-cv] [--no-cli]
-    python -m census_assets.bench --batches   # batch scoring only (docs/batches.md)
+    python -m benchmarks.bench [--scale N] [--no-reference] [--reference-cv] [--no-cli]
+    python -m benchmarks.bench --batches   # batch scoring only (docs/batches.md)
 
 Prints one JSON line: seconds per stage for both implementations, ratios, whether the fold
 scores are identical, peak memory (RSS) per stage, and the wall time and peak RSS of a full
@@ -25,51 +25,13 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from benchmarks.reference import reference_clean, reference_cv, reference_features
 from census_assets.constants import TRAINING_SELECTION
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode
 from census_assets.core.scaling import replicate
 from census_assets.core.training import compact_split, cross_validate, fit_final
 from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
-
-
-def reference_clean(df: pd.DataFrame) -> pd.DataFrame:
-    """The Airflow pipeline's preprocessing, row-wise apply and all."""
-    df = df.copy()
-    df.dropna(inplace=True)
-    df.drop_duplicates(inplace=True)
-    for col in df.columns:
-        if df.dtypes[col] == "object":
-            df[col] = df[col].apply(lambda x: x.rstrip().lstrip())
-    for col in ["workclass", "occupation", "native_country"]:
-        df[col] = df[col].apply(lambda x: "Unknown" if x == "?" else x)
-    return df.drop(columns=["education_num", "relationship", "functional_weight"])
-
-
-def reference_features(df: pd.DataFrame) -> pd.DataFrame:
-    for col in ["workclass", "education", "occupation", "race", "sex", "income_bracket", "native_country"]:
-        df = pd.get_dummies(df, prefix=col, columns=[col])
-    df["age_bins"] = pd.cut(x=df["age"], bins=[16, 29, 39, 49, 59, 100], labels=[1, 2, 3, 4, 5])
-    df["never_married"] = df["marital_status"].apply(lambda x: 1 if x == "Never-married" else 0)
-    return df.drop(columns=["income_bracket_<=50K", "marital_status", "age"])
-
-
-def reference_cv(df: pd.DataFrame) -> list[float]:
-    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
-
-    from census_assets.core.lightgbm_runtime import lightgbm
-
-    y = df["never_married"].values
-    X = df.drop(columns=["never_married"]).values  # an object matrix, as the reference has it
-    cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=1)
-    model = lightgbm().LGBMClassifier(verbose=-1)  # the reference's LGBMClassifier(); verbose changes no tree
-    # The reference's joblib workers get LightGBM's default (busy) OpenMP waiting, not ours.
-    passive = os.environ.pop("OMP_WAIT_POLICY", None)
-    try:
-        return list(cross_val_score(model, X, y, scoring="accuracy", cv=cv, n_jobs=-1))
-    finally:
-        if passive is not None:
-            os.environ["OMP_WAIT_POLICY"] = passive
 
 
 class PeakMemory:
