@@ -1,36 +1,45 @@
-"""`census-assets`: score new rows with the production model, inspect promotions, roll back.
+"""`census-assets`: score new rows with the production model, inspect promotions, roll back,
+prune old run files, re-score batches.
 
   census-assets predict --input new.csv --output scored.parquet [--strict]
   census-assets history
   census-assets rollback --version <version> [--reason TEXT]
   census-assets prune [--keep N] [--grace-hours H]
+  census-assets rescore [--all] [--dry-run]
 
 The storage location is CENSUS_STORAGE_URL (as for the pipeline) unless --storage is given.
-Every failure is one line on stderr, `census-assets <command>: error: <what went wrong>`, with exit
-status 2 and no traceback. The output is written atomically (a temp file in its folder renamed into
-place, or one upload on gs://), so a failed run leaves neither a partial output nor a temp file.
+A failure the user can act on (bad input or settings, storage, registry) is one line on stderr,
+`census-assets <command>: error: <what went wrong>`, with exit status 2. Anything else is a bug in
+this program: one line `census-assets <command>: internal error: ...`, exit status 70
+(EX_SOFTWARE); `--debug` shows its traceback. The output is written atomically (a temp file in its
+folder renamed into place, or one upload on gs://), so a failed run leaves neither a partial output
+nor a temp file.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import os
 import sys
-import tempfile
+import traceback
 
 import pandas as pd
 
-from census_assets.artifacts import ArtifactStore, prune
-from census_assets.core.registry import Registry, RegistryError
+from census_assets.core.cleaning import CleaningError
+from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError
+from census_assets.core.validation import SourceValidationError
 from census_assets.predict import score_with_production
-from census_assets.settings import GCP_CREDENTIALS, Environment, SettingsError, load_environment
+from census_assets.settings import Environment, SettingsError, load_environment
 from census_assets.sources.common import SourceError
-from census_assets.sources.files import file_format, read_file
+from census_assets.sources.files import file_format, is_remote, read_file
+from census_assets.storage.commits import check_grace, check_is_storage, prune
+from census_assets.storage.errors import StorageError
+from census_assets.storage.objects import LocalObjectStore, ObjectStore, PendingWrite, open_store, split_url
+from census_assets.storage.registry import Registry
 
-GCS_SCHEMES = ("gs://", "gcs://")
+EX_SOFTWARE = 70  # sysexits.h: an internal software error
 
 
 class CliError(Exception):
@@ -41,45 +50,35 @@ def describe(error: BaseException) -> str:
     """An exception as one line that names the problem (and the file, for OS errors)."""
     if isinstance(error, OSError) and error.strerror:
         text = error.strerror + (f": {error.filename}" if error.filename else "")
-    elif isinstance(error, KeyError):
-        text = f"missing key {error}"
     else:
         text = str(error) or type(error).__name__
     return " ".join(text.split())
+
+
+def os_reason(error: OSError) -> str:
+    """The operating system's words for an OS error ("No space left on device")."""
+    return os.strerror(error.errno) if error.errno else describe(error)
 
 
 def environment() -> Environment:
     return load_environment()
 
 
-def store(base_url: str, env: Environment) -> ArtifactStore:
-    # The pipeline's own settings: on gs://, the same retry deadline and key.
-    return ArtifactStore(
-        base_url,
-        retry_deadline=env.gcs_retry_deadline,
-        gcp_credentials=os.environ.get(GCP_CREDENTIALS) or None,
-    )
-
-
-def storage_of(storage: str | None, env: Environment | None = None) -> ArtifactStore:
-    """--storage, else CENSUS_STORAGE_URL."""
+def storage_of(storage: str | None, env: Environment | None = None) -> ObjectStore:
+    """--storage, else CENSUS_STORAGE_URL; on gs:// with the pipeline's retry deadline and key."""
     env = env or environment()
-    return store(storage or env.storage_url, env)
+    return open_store(storage or env.storage_url, retry_deadline=env.gcs_retry_deadline, credentials=env.gcp_credentials)
 
 
 def registry(storage: str | None, env: Environment | None = None) -> Registry:
     return Registry(storage_of(storage, env))
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def local_path(path: str) -> str:
     return os.path.abspath(path.removeprefix("file://"))
 
 
-def read_input(path: str) -> pd.DataFrame:
+def read_input(path: str, env: Environment) -> pd.DataFrame:
     kind = file_format(path)
     if not is_remote(path):
         local = local_path(path)
@@ -88,7 +87,7 @@ def read_input(path: str) -> pd.DataFrame:
         if not os.path.exists(local):
             raise CliError(f"input {path} not found")
     try:
-        return read_file(path)
+        return read_file(path, env.gcp_credentials)
     except pd.errors.EmptyDataError:
         raise CliError(f"input {path} is empty (not even a header row)") from None
     except (SourceError, CliError):
@@ -108,65 +107,43 @@ def encode_output(frame: pd.DataFrame, path: str) -> bytes:
 
 
 class Output:
-    """The output file, prepared before any scoring and written atomically.
+    """The output file, reserved before any scoring and written atomically through the storage
+    layer's one atomic write: locally a temp file in the output's folder at once, so a missing or
+    unwritable folder fails before the work; on gs:// one upload."""
 
-    Locally a temp file is created in the output's folder at once, so a missing or unwritable folder
-    fails before the work; `write` fills it, fsyncs and renames it into place, and every failure
-    removes it. On gs:// the object is published by one upload.
-    """
-
-    def __init__(self, path: str, input_path: str):
-        self.path, self.temporary = path, None
+    def __init__(self, path: str, input_path: str, env: Environment):
+        self.path = path
         file_format(path)  # an unknown output format is refused before any work
         if is_remote(path):
             if path.rstrip("/") == input_path.rstrip("/"):
                 raise CliError(f"output {path} is the input: refusing to overwrite it; choose another output")
+            folder, name = split_url(path)
+            self.pending: PendingWrite = storage_of(folder, env).reserve(name)
             return
-        self.target = local_path(path)
-        if not is_remote(input_path) and _same_file(local_path(input_path), self.target):
+        target = local_path(path)
+        if not is_remote(input_path) and _same_file(local_path(input_path), target):
             raise CliError(f"output {path} is the input: refusing to overwrite it; choose another output")
-        if os.path.isdir(self.target):
+        if os.path.isdir(target):
             raise CliError(f"output {path} is a folder, not a file")
-        folder = os.path.dirname(self.target)
+        folder = os.path.dirname(target)
         if not os.path.exists(folder):
             raise CliError(f"output folder {folder} does not exist")
         if not os.path.isdir(folder):
             raise CliError(f"output folder {folder} is not a folder")
         try:
-            name = os.path.basename(self.target)
-            fd, self.temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            os.close(fd)
+            self.pending = LocalObjectStore(folder).reserve(os.path.basename(target))
         except OSError as error:
-            raise CliError(f"cannot write to output folder {folder}: {error.strerror or describe(error)}") from None
+            raise CliError(f"cannot write to output folder {folder}: {os_reason(error)}") from None
 
-    def write(self, data: bytes, env: Environment) -> None:
-        if self.temporary is None:
-            folder, _, name = self.path.rpartition("/")
-            try:
-                store(folder, env).write_bytes(name, data)
-            except (OSError, ValueError) as error:
-                raise CliError(f"cannot write output {self.path}: {describe(error)}") from None
-            return
+    def write(self, data: bytes) -> None:
         try:
-            with open(self.temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.temporary, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give
-            os.replace(self.temporary, self.target)
-            self.temporary = None
+            self.pending.commit(data)
         except OSError as error:
-            self.discard()
-            reason = error.strerror or describe(error)
-            raise CliError(f"cannot write output {self.path}: {reason}; nothing written") from None
+            reason = describe(error) if is_remote(self.path) else f"{os_reason(error)}; nothing written"
+            raise CliError(f"cannot write output {self.path}: {reason}") from None
 
     def discard(self) -> None:
-        if self.temporary is not None:
-            with contextlib.suppress(OSError):  # never mask the error that got us here
-                os.unlink(self.temporary)
-            self.temporary = None
+        self.pending.discard()
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -181,11 +158,11 @@ def _same_file(a: str, b: str) -> bool:
 def predict(args: argparse.Namespace) -> None:
     env = environment()
     file_format(args.input)
-    output = Output(args.output, args.input)
+    output = Output(args.output, args.input, env)
     try:
-        pointer, scored = score_with_production(read_input(args.input), registry(args.storage, env), args.strict)
+        pointer, scored = score_with_production(read_input(args.input, env), registry(args.storage, env), args.strict)
         frame = scored.frame
-        output.write(encode_output(frame, args.output), env)
+        output.write(encode_output(frame, args.output))
     finally:
         output.discard()
     print(
@@ -231,7 +208,19 @@ def rollback(args: argparse.Namespace) -> None:
 def prune_runs(args: argparse.Namespace) -> None:
     if args.keep < 1:
         raise CliError(f"--keep must be at least 1, got {args.keep}")
-    deleted = prune(storage_of(args.storage), args.keep, args.grace_hours * 3600)
+    try:
+        grace_seconds = check_grace(args.grace_hours * 3600)
+    except ValueError:
+        raise CliError(f"--grace-hours must be a finite number of hours, at least 0, got {args.grace_hours}") from None
+    store = storage_of(args.storage)
+    if isinstance(store, LocalObjectStore):
+        if not os.path.isabs(store.base_url):
+            raise CliError(f"--storage {store.base_url} is a relative path: give the storage's absolute path")
+        if not store.root.is_dir():
+            kind = "a file, not a folder" if store.root.exists() else "no such folder"
+            raise CliError(f"storage {store.base_url}: {kind}")
+    check_is_storage(store)
+    deleted = prune(store, args.keep, grace_seconds)
     print(f"deleted {len(deleted)} run-scoped objects; kept the newest {args.keep} commits of every asset")
 
 
@@ -261,6 +250,7 @@ def parser() -> argparse.ArgumentParser:
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--storage", help="storage URL (default: CENSUS_STORAGE_URL)")
+        sub.add_argument("--debug", action="store_true", help="on an internal error, print its traceback")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -279,7 +269,10 @@ def parser() -> argparse.ArgumentParser:
     k = command("prune", prune_runs, "Delete run-scoped artifacts that no pointer keeps (the registry stays).")
     k.add_argument("--keep", type=int, default=5, help="materialisations kept per asset and partition")
     k.add_argument(
-        "--grace-hours", type=float, default=24.0, help="uncommitted files younger than this may be a running run's"
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="a finished run's uncommitted files (and abandoned temp files) are kept this long; a running run's never go",
     )
     s = command("rescore", rescore, "Re-score the batches scored by another model than production's (DAGSTER_HOME).")
     s.add_argument("--all", action="store_true", help="every batch, not only those behind production")
@@ -288,9 +281,20 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-# What a command can fail with, each reported as one line: bad input or settings, a missing or
-# invalid registry (RegistryError), storage (StorageError is an OSError; corrupt JSON a ValueError).
-EXPECTED_ERRORS = (CliError, RegistryError, SettingsError, SourceError, ScoringError, OSError, ValueError, KeyError)
+# What a command can fail with that the user can act on, each reported as one line with status 2:
+# this project's own error types and the OS errors (storage, files) it classifies. Anything else is
+# a bug: "internal error", status 70.
+EXPECTED_ERRORS = (
+    CliError,
+    SettingsError,
+    SourceError,
+    SourceValidationError,
+    SchemaError,
+    CleaningError,
+    ScoringError,
+    StorageError,  # RegistryError, CorruptArtifactError, MissingArtifactError, ...
+    OSError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,13 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except EXPECTED_ERRORS as error:
-        message = describe(error)
-    except Exception as error:  # the contract: one line, never a traceback
-        message = f"unexpected {type(error).__name__}: {describe(error)}"
-    else:
-        return 0
-    print(f"census-assets {args.command}: error: {message}", file=sys.stderr)
-    return 2
+        print(f"census-assets {args.command}: error: {describe(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"census-assets {args.command}: internal error: {type(error).__name__}: {describe(error)} "
+            "(a bug in census-assets; --debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from census_assets.artifacts import PermanentStorageError
-from census_assets.core.registry import RegistryError
+from census_assets.storage.errors import PermanentStorageError
 
 TRAINING_GROUP = "census"
 LIFECYCLE_GROUP = "model_lifecycle"
@@ -42,5 +41,5 @@ def refusing_permanent_errors() -> Iterator[None]:
     disk) fail the step once, with the message that names the object."""
     try:
         yield
-    except (RegistryError, PermanentStorageError) as error:
+    except PermanentStorageError as error:  # RegistryError included
         raise refuse(str(error)) from error

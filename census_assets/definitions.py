@@ -30,6 +30,7 @@ from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource
+from census_assets.resources.storage import ArtifactStorage, ModelRegistry
 from census_assets.resources.training import TrainingSettings
 from census_assets.resources.warehouse import WAREHOUSE_IO_MANAGER, FeatureWarehouse, UnpublishedIOManager
 from census_assets.settings import (
@@ -90,12 +91,14 @@ def model_freshness_policy(environment: Environment) -> dg.FreshnessPolicy:
 
 
 def build_resources(environment: Environment) -> dict:
+    storage = ArtifactStorage(
+        url=environment.storage_url,
+        gcs_retry_deadline=environment.gcs_retry_deadline,
+        gcp_credentials=gcp_key(environment),
+    )
     return {
-        "io_manager": CensusIOManager(
-            base_url=environment.storage_url,
-            gcs_retry_deadline=environment.gcs_retry_deadline,
-            gcp_credentials=gcp_key(environment),
-        ),
+        "io_manager": CensusIOManager(storage=storage),
+        "model_registry": ModelRegistry(storage=storage),
         "source": CensusSource(
             uri=environment.source, project=environment.gcp_project, gcp_credentials=gcp_key(environment)
         ),

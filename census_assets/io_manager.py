@@ -1,22 +1,16 @@
-"""The Dagster IO manager: each materialisation written under its run's prefix and committed with a
-per-asset pointer (census_assets.artifacts.commit); each input read from this run, the run it
-re-executes, or the pointer, verified against its manifest."""
+"""The Dagster IO manager on the artifact storage: each materialisation committed under its run
+(census_assets.storage.commits), each input read from this run, the run it re-executes, or the
+pointer, verified against its manifest."""
 
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
 
-from census_assets.artifacts import (
-    ArtifactKey,
-    ArtifactStore,
-    PermanentStorageError,
-    codec_for,
-    commit,
-    load_committed,
-)
-from census_assets.core.registry import Registry
-from census_assets.settings import DEFAULT_GCS_RETRY_DEADLINE
+from census_assets.resources.storage import ArtifactStorage
+from census_assets.storage.codecs import codec_for
+from census_assets.storage.commits import ArtifactKey, commit, load_committed
+from census_assets.storage.errors import PermanentStorageError
+from census_assets.storage.leases import LEASE_HOLDER
 
 # Definition metadata of a partitioned asset: the folder its published copies go to (`scored`).
 PUBLISHED_AS = "census/published_as"
@@ -42,54 +36,45 @@ def _lineage(context: dg.InputContext) -> tuple[str, ...]:
 
 
 class CensusIOManager(dg.ConfigurableIOManager):
-    """Stores each asset in an open format under CENSUS_STORAGE_URL (local or gs://): run-scoped
-    files, a committed pointer, and published copies at `<base_url>/<asset_name>.<ext>`."""
+    """Stores each asset in an open format in the artifact storage: run-scoped files, a committed
+    pointer, and published copies at `<storage>/<asset_name>.<ext>`."""
 
-    base_url: str = Field(description="CENSUS_STORAGE_URL: a local directory or gs://bucket/prefix")
-    gcs_retry_deadline: float = Field(
-        default=DEFAULT_GCS_RETRY_DEADLINE,
-        description="CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// read or write retries transient errors",
-    )
-    gcp_credentials: str | None = Field(
-        default=None,
-        description="GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials",
-    )
+    storage: ArtifactStorage
 
-    def store(self) -> ArtifactStore:
-        return ArtifactStore(
-            self.base_url, retry_deadline=self.gcs_retry_deadline, gcp_credentials=self.gcp_credentials
-        )
-
-    def registry(self) -> Registry:
-        """The model registry, kept in the same storage."""
-        return Registry(self.store())
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # The run's lease ends with the process's part of the run (prune: census_assets.storage.commits).
+        LEASE_HOLDER.release_all()
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        store = self.store()
+        store = self.storage.store()
         key = _key(context, context.partition_key if context.has_partition_key else None)
         files = codec_for(type(obj)).encode(obj)
         try:
-            manifest = commit(store, key, context.run_id, files)
+            LEASE_HOLDER.hold(store, context.run_id)
+            done = commit(store, key, context.run_id, files)
         except PermanentStorageError as error:  # no space, no permission, no bucket: once is enough
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        sizes = {name: len(data) for name, data in zip(manifest["files"], files.values(), strict=True)}
-        context.add_output_metadata(
-            {
-                # The last file is the asset's own (the model's .txt); the published copy's URL.
-                "path": dg.MetadataValue.path(store.url(key.published_stem + next(reversed(files)))),
-                "run_path": dg.MetadataValue.path(store.url(manifest["stem"] + next(reversed(files)))),
-                "size_bytes": sum(sizes.values()),
-                "files": dg.MetadataValue.json(sizes),
-            }
-        )
+        own_file = next(reversed(files))  # the asset's own file is the last (the model's .txt)
+        metadata = {
+            "path": dg.MetadataValue.path(store.url(key.published_stem + own_file)),
+            "run_path": dg.MetadataValue.path(store.url(done.manifest["stem"] + own_file)),
+            "size_bytes": sum(len(data) for data in files.values()),
+            "files": dg.MetadataValue.json({name: len(data) for name, data in files.items()}),
+            "published": done.published,
+        }
+        if not done.published:
+            # Committed: the step stands. The published copies still hold the previous commit.
+            context.log.warning(f"committed, but the published copies were not refreshed: {done.publication_error}")
+            metadata["publication_error"] = done.publication_error
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        store, codec, lineage = self.store(), codec_for(context.dagster_type.typing_type), _lineage(context)
+        store, codec, lineage = self.storage.store(), codec_for(context.dagster_type.typing_type), _lineage(context)
         try:
             if not context.has_asset_partitions:
                 return load_committed(store, _key(context, None), codec, lineage)
             keys = context.asset_partition_keys
             loaded = {key: load_committed(store, _key(context, key), codec, lineage) for key in keys}
-        except PermanentStorageError as error:  # a corrupt or unreadable artifact: retrying cannot help
+        except PermanentStorageError as error:  # corrupt, unreadable or missing: retrying cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
         return loaded[keys[0]] if len(keys) == 1 else loaded

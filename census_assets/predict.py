@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from census_assets.artifacts import load_production
-from census_assets.core.registry import Registry
+from census_assets.storage.registry import Registry
 from census_assets.core.scoring import Scored, score, training_ranges
 
 __all__ = ["score_with_production"]
@@ -22,6 +21,6 @@ def score_with_production(raw: pd.DataFrame, registry: Registry, strict: bool = 
     Raises RegistryError (no or invalid production pointer), StorageError/OSError (storage),
     SchemaError (raw is not in the census schema) and ScoringError.
     """
-    pointer, model = load_production(registry)
+    pointer, model = registry.load_production()
     ranges = training_ranges(model.booster)
     return pointer, score(raw, model.predict_proba, model.vocabulary, strict=strict, ranges=ranges)

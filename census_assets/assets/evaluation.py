@@ -10,10 +10,10 @@ from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
 from census_assets.core.features import encode, split_target
-from census_assets.core.registry import model_version
+from census_assets.core.promotion import model_version
 from census_assets.core.schema import validate_source
 from census_assets.core.training import TrainedModel
-from census_assets.io_manager import CensusIOManager
+from census_assets.storage.registry import Registry
 from census_assets.metadata import markdown_table
 from census_assets.sources.common import BUNDLED_HOLDOUT, bundled_file
 
@@ -86,17 +86,16 @@ def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[di
 
 @dg.asset(**LIFECYCLE_ASSET, kinds={"pandas"}, code_version="1")
 def drift(
-    raw_census: pd.DataFrame, io_manager: dg.ResourceParam[CensusIOManager]
+    raw_census: pd.DataFrame, model_registry: dg.ResourceParam[Registry]
 ) -> dg.Output[dict]:
     """How far the latest raw_census is from the data the production model was trained on.
 
     PSI per feature (numeric on the training deciles, categorical on the model's vocabulary) and
     the share of unseen categories. Empty when no model has been promoted yet.
     """
-    registry = io_manager.registry()
     with refusing_permanent_errors():
-        pointer = registry.pointer()
-        reference = registry.read_json(pointer["version"], REFERENCE_PROFILE) if pointer else None
+        pointer = model_registry.pointer()
+        reference = model_registry.read_json(pointer["version"], REFERENCE_PROFILE) if pointer else None
     if pointer is None:
         result = {"reference_version": None, "psi": {}, "unseen_share": {}, "rows": len(raw_census)}
         return dg.Output(result, metadata={"reference_version": "none: no production model yet"})

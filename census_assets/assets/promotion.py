@@ -1,31 +1,27 @@
-"""production_model: lgbm_model promoted into the registry when it beats the champion.
-
-The registry (census_assets.core.registry) lives in the IO manager's storage (local or gs://).
-"""
+"""production_model: lgbm_model promoted into the model registry when it beats the champion."""
 
 import dagster as dg
 import pandas as pd
 
-from census_assets.artifacts import codec_for, write_files
 from census_assets.assets.evaluation import REFERENCE_PROFILE, drift_report
 from census_assets.constants import LIFECYCLE_ASSET, refuse, refusing_permanent_errors
 from census_assets.core import drift as drift_core
-from census_assets.core.registry import POINTER, Registry, decide_promotion, model_version
+from census_assets.core.promotion import decide_promotion, model_version
+from census_assets.storage.registry import POINTER, Registry
 from census_assets.core.training import TrainedModel
-from census_assets.io_manager import CensusIOManager
+from census_assets.storage.registry import Registry
 from census_assets.metadata import markdown_table
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 
 TRAINING_METRICS = "training_metrics.json"
-MODEL_CODEC = codec_for(TrainedModel)
 
 
 def promotion_problems(
     cv_accuracy: dict,
     holdout: dict,
     drift_result: dict,
-    registry: Registry,
+    champion: dict | None,
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
 ) -> tuple[list[str], str]:
@@ -33,7 +29,7 @@ def promotion_problems(
     decision = decide_promotion(
         float(cv_accuracy["mean"]),
         holdout["overall"]["accuracy"],
-        registry.pointer(),
+        champion,
         training.accuracy_threshold,
         lifecycle.champion_tolerance,
     )
@@ -68,7 +64,7 @@ def production_model(
     holdout_metrics: dict,
     drift: dict,
     clean_census: pd.DataFrame,
-    io_manager: dg.ResourceParam[CensusIOManager],
+    model_registry: dg.ResourceParam[Registry],
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
 ) -> dg.MaterializeResult:
@@ -78,7 +74,6 @@ def production_model(
     them; the same decision is re-made here so a run selecting production_model alone cannot
     promote a worse model. Nothing is ever deleted; rollback moves only the pointer.
     """
-    registry = io_manager.registry()
     with refusing_permanent_errors():
         version = model_version(lgbm_model)
         if holdout_metrics["model_version"] != version:
@@ -87,9 +82,8 @@ def production_model(
                 "materialise holdout_metrics first"
             )
         refuse_if_refitted_data(context)
-        problems, reasoning = promotion_problems(
-            cv_accuracy, holdout_metrics, drift, registry, training, lifecycle
-        )
+        champion = model_registry.pointer()
+        problems, reasoning = promotion_problems(cv_accuracy, holdout_metrics, drift, champion, training, lifecycle)
         if problems:
             raise refuse("not promoting lgbm_model: " + "; ".join(problems))
         overall = holdout_metrics["overall"]
@@ -100,21 +94,24 @@ def production_model(
             "holdout_log_loss": overall["log_loss"],
         }
         profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
-        newly_written = registry.publish(
+        newly_written = model_registry.publish(
             version,
-            lambda stem: write_files(registry.store, stem, MODEL_CODEC.encode(lgbm_model)),
+            lgbm_model,
             {
                 REFERENCE_PROFILE: profile.to_dict(),
                 TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},
             },
         )
-        current = registry.pointer()
         # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
-        unchanged = current is not None and current["version"] == version
-        record = current if unchanged else registry.promote(version, metrics, run_id=context.run.run_id)
+        unchanged = champion is not None and champion["version"] == version
+        # The swap is conditional on the champion decided against: a rollback or another promotion
+        # landing in between fails this step (ChampionChangedError) instead of being overridden.
+        record = champion if unchanged else model_registry.promote(
+            version, metrics, run_id=context.run.run_id, expected_champion=champion["version"] if champion else None
+        )
         return dg.MaterializeResult(
             metadata={
-                **pointer_metadata(registry, record),
+                **pointer_metadata(model_registry, record),
                 "newly_written": newly_written,
                 "already_in_production": unchanged,
                 "decision": reasoning,

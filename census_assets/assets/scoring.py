@@ -8,17 +8,17 @@ from census_assets.assets.promotion import production_model
 from census_assets.constants import LIFECYCLE_ASSET, refusing_permanent_errors
 from census_assets.core.features import TARGET_VALUE
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY
-from census_assets.io_manager import CensusIOManager
+from census_assets.storage.registry import Registry
 from census_assets.metadata import frame_metadata
 from census_assets.predict import score_with_production
 
 
 @dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
-def scored_census(io_manager: dg.ResourceParam[CensusIOManager]) -> dg.Output[pd.DataFrame]:
+def scored_census(model_registry: dg.ResourceParam[Registry]) -> dg.Output[pd.DataFrame]:
     """The held-out split scored by the production model, through the same path as `census-assets predict`."""
     holdout = read_holdout()
     with refusing_permanent_errors():  # the deployment path itself: the pipeline scores as `predict` does
-        pointer, scored = score_with_production(holdout, io_manager.registry())
+        pointer, scored = score_with_production(holdout, model_registry)
     frame = scored.frame
     labelled = frame[PREDICTION].notna()
     actual = (holdout["marital_status"].str.strip() == TARGET_VALUE).astype(int)

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from census_assets.assets.promotion import pointer_metadata, production_model
 from census_assets.constants import TRAINING_GROUP, refusing_permanent_errors
-from census_assets.io_manager import CensusIOManager
+from census_assets.storage.registry import Registry
 
 with warnings.catch_warnings():  # include_sources is beta in Dagster 1.13
     warnings.simplefilter("ignore", category=dg.BetaWarning)
@@ -31,19 +31,18 @@ class RollbackConfig(dg.Config):
 
 @dg.op(tags={"kind": "lightgbm"})
 def rollback_production_model(
-    context: dg.OpExecutionContext, config: RollbackConfig, io_manager: dg.ResourceParam[CensusIOManager]
+    context: dg.OpExecutionContext, config: RollbackConfig, model_registry: dg.ResourceParam[Registry]
 ) -> None:
     """Points production.json at an earlier promoted version; writes nothing else."""
-    registry = io_manager.registry()
     with refusing_permanent_errors():
-        record = registry.rollback(config.version, reason=config.reason)
+        record = model_registry.rollback(config.version, reason=config.reason)
     # A materialization of production_model, so the UI shows the rollback in its history and
     # the assets below it (scored_census) follow it.
     context.log_event(
         dg.AssetMaterialization(
             asset_key=production_model.key,
             description=f"rolled back to {record['version']}: {config.reason or 'no reason given'}",
-            metadata={**pointer_metadata(registry, record), **record["metrics"]},
+            metadata={**pointer_metadata(model_registry, record), **record["metrics"]},
         )
     )
 

@@ -9,8 +9,8 @@ import dagster as dg
 from census_assets.assets.evaluation import drift, drift_report, holdout_metrics
 from census_assets.constants import refusing_permanent_errors
 from census_assets.core import drift as drift_core
-from census_assets.core.registry import decide_promotion
-from census_assets.io_manager import CensusIOManager
+from census_assets.core.promotion import decide_promotion
+from census_assets.storage.registry import Registry
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 
@@ -24,14 +24,14 @@ def challenger_beats_champion(
     context: dg.AssetCheckExecutionContext,
     holdout_metrics: dict,
     cv_accuracy: dict,
-    io_manager: dg.ResourceParam[CensusIOManager],
+    model_registry: dg.ResourceParam[Registry],
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
 ) -> dg.AssetCheckResult:
     """The new model's CV accuracy >= the production model's minus the tolerance, and its held-out
     accuracy >= the accuracy threshold. Blocks production_model."""
     with refusing_permanent_errors():
-        champion = io_manager.registry().pointer()
+        champion = model_registry.pointer()
     decision = decide_promotion(
         float(cv_accuracy["mean"]),
         holdout_metrics["overall"]["accuracy"],

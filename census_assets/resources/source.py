@@ -45,11 +45,11 @@ class CensusSource(dg.ConfigurableResource):
         return self.bigquery() if self.is_bigquery else None
 
     def read(self) -> pd.DataFrame:
-        return read_source(self.uri, bigquery=self._client())
+        return read_source(self.uri, credentials=self.gcp_credentials, bigquery=self._client())
 
     def fingerprint(self) -> str:
         """Changes whenever the source's content changes; the source sensor compares it."""
-        return source_fingerprint(self.uri, bigquery=self._client())
+        return source_fingerprint(self.uri, credentials=self.gcp_credentials, bigquery=self._client())
 
     def table_info(self) -> "TableInfo | None":
         """A bq:// source's last-modified time and row count; None for files."""

@@ -21,8 +21,9 @@ def _needs_client(bigquery, uri: str) -> None:
         raise SourceError(f"source {uri} needs a BigQuery client (dagster-gcp's BigQueryResource)")
 
 
-def read_source(uri: str, storage_options: dict | None = None, bigquery=None) -> pd.DataFrame:
-    from census_assets.sources.files import read_file  # fsspec: not needed to load the code location
+def read_source(uri: str, credentials: str | None = None, bigquery=None) -> pd.DataFrame:
+    """`credentials`: GCP_CREDENTIALS (a base64 service-account key) for gs://; None: default credentials."""
+    from census_assets.sources.files import read_file
 
     if uri == BUNDLED_SOURCE:
         return pd.read_parquet(bundled_file(BUNDLED_TRAIN))
@@ -31,10 +32,10 @@ def read_source(uri: str, storage_options: dict | None = None, bigquery=None) ->
         from census_assets.sources.bigquery import read_bigquery_source
 
         return read_bigquery_source(bigquery, uri)
-    return read_file(uri, storage_options)
+    return read_file(uri, credentials)
 
 
-def source_fingerprint(uri: str, storage_options: dict | None = None, bigquery=None) -> str:
+def source_fingerprint(uri: str, credentials: str | None = None, bigquery=None) -> str:
     """Changes whenever the source's content changes: a file's content hash or object checksum, a
     BigQuery table's last-modified time and row count."""
     if uri.startswith(BIGQUERY_SCHEME):
@@ -44,4 +45,4 @@ def source_fingerprint(uri: str, storage_options: dict | None = None, bigquery=N
         return table_info(bigquery, uri).version
     from census_assets.sources.files import file_fingerprint
 
-    return file_fingerprint(str(bundled_file(BUNDLED_TRAIN)) if uri == BUNDLED_SOURCE else uri, storage_options)
+    return file_fingerprint(str(bundled_file(BUNDLED_TRAIN)) if uri == BUNDLED_SOURCE else uri, credentials)

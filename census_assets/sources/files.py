@@ -1,11 +1,13 @@
-"""CSV and Parquet sources on a local path or any fsspec URL (gs://...), and their fingerprints."""
+"""CSV and Parquet sources on a local path or gs:// (through the storage layer's one GCS client
+stack, with the GCP_CREDENTIALS key), and their fingerprints."""
 
-import hashlib
+import io
 
-import fsspec
 import pandas as pd
 
+from census_assets.core.fingerprints import stream_fingerprint
 from census_assets.sources.common import SourceError
+from census_assets.storage.objects import open_store, split_url
 
 FILE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv"}
 
@@ -17,26 +19,42 @@ def file_format(uri: str) -> str:
     raise SourceError(f"cannot tell the format of {uri!r}: expected one of {', '.join(FILE_FORMATS)}")
 
 
-def read_file(uri: str, storage_options: dict | None = None) -> pd.DataFrame:
-    """A CSV or Parquet file from a local path or any fsspec URL (gs://...)."""
-    kind = file_format(uri)
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def read_bytes(uri: str, credentials: str | None = None) -> bytes:
+    """A remote file's bytes (gs://), read with the key; FileNotFoundError when absent."""
+    folder, name = split_url(uri)
+    return open_store(folder, credentials=credentials).read(name)
+
+
+def parse_file(data: bytes | str, uri: str) -> pd.DataFrame:
+    """A CSV (gzip when named .gz) or Parquet file's rows; `data` is the bytes or a local path."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    if file_format(uri) == "parquet":
+        return pd.read_parquet(source)
+    return pd.read_csv(source, compression="gzip" if uri.lower().endswith(".gz") else None)
+
+
+def read_file(uri: str, credentials: str | None = None) -> pd.DataFrame:
+    """A CSV or Parquet file from a local path or gs:// (`credentials`: a base64 service-account key)."""
+    file_format(uri)
     try:
-        with fsspec.open(uri, "rb", compression="infer", **(storage_options or {})) as handle:
-            return pd.read_parquet(handle) if kind == "parquet" else pd.read_csv(handle)
+        data = read_bytes(uri, credentials) if is_remote(uri) else uri.removeprefix("file://")
+        return parse_file(data, uri)
     except FileNotFoundError:
         raise SourceError(f"source file not found: {uri}") from None
 
 
-def file_fingerprint(uri: str, storage_options: dict | None = None) -> str:
+def file_fingerprint(uri: str, credentials: str | None = None) -> str:
     """A content hash for local files; the store's own checksum for remote ones (gs://: the md5
     or crc32c GCS keeps), so a `touch` or a re-upload of the same bytes changes nothing."""
-    fs, fs_path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    if not fs.exists(fs_path):
-        raise SourceError(f"source file not found: {uri}")
-    if "file" not in fs.protocol:
-        return f"{fs.protocol[0]}:{fs.checksum(fs_path)}"
-    digest = hashlib.sha256()
-    with fs.open(fs_path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    try:
+        if is_remote(uri):
+            folder, name = split_url(uri)
+            return open_store(folder, credentials=credentials).stat(name).checksum
+        with open(uri.removeprefix("file://"), "rb") as handle:
+            return stream_fingerprint(handle)
+    except FileNotFoundError:
+        raise SourceError(f"source file not found: {uri}") from None
