@@ -67,7 +67,8 @@ def environment() -> Environment:
 def storage_of(storage: str | None, env: Environment | None = None) -> ObjectStore:
     """--storage, else CENSUS_STORAGE_URL; on gs:// with the pipeline's retry deadline and key."""
     env = env or environment()
-    return open_store(storage or env.storage_url, retry_deadline=env.gcs_retry_deadline, credentials=env.gcp_credentials)
+    url = storage or env.storage_url
+    return open_store(url, retry_deadline=env.gcs_retry_deadline, credentials=env.gcp_credentials)
 
 
 def registry(storage: str | None, env: Environment | None = None) -> Registry:
@@ -272,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
         "--grace-hours",
         type=float,
         default=24.0,
-        help="a finished run's uncommitted files (and abandoned temp files) are kept this long; a running run's never go",
+        help="a finished run's uncommitted files and abandoned temp files are kept this long (a running run's: always)",
     )
     s = command("rescore", rescore, "Re-score the batches scored by another model than production's (DAGSTER_HOME).")
     s.add_argument("--all", action="store_true", help="every batch, not only those behind production")

@@ -1,17 +1,15 @@
 """The code location: assets, checks, jobs, schedules, sensors, and resources chosen in one place."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from census_assets.assets.batches import BATCH_ASSETS
-from census_assets.assets.census import TRAINING_ASSETS, lgbm_model, raw_census
+from census_assets.assets.census import TRAINING_ASSETS
 from census_assets.assets.evaluation import drift, holdout_metrics
 from census_assets.assets.feature_table import feature_table
 from census_assets.assets.promotion import production_model
 from census_assets.assets.scoring import scored_census
 from census_assets.assets.source import census_source
-from census_assets.automation.conditions import GATED_EAGER
+from census_assets.assets.specs import for_deployment
 from census_assets.automation.inbox import BATCH_JOBS, build_inbox_sensor
 from census_assets.automation.jobs import census_pipeline, rollback_production
 from census_assets.automation.schedules import weekly_retrain
@@ -81,15 +79,6 @@ def notifier(environment: Environment) -> AlertNotifier:
     )
 
 
-def model_freshness_policy(environment: Environment) -> dg.FreshnessPolicy:
-    """lgbm_model is materialised by every successful retrain (weekly): older than the warn window
-    means a late retrain, older than the fail window a stalled one (the daemon evaluates it)."""
-    return dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(seconds=environment.freshness_fail_seconds),
-        warn_window=timedelta(seconds=environment.freshness_warn_seconds),
-    )
-
-
 def build_resources(environment: Environment) -> dict:
     storage = ArtifactStorage(
         url=environment.storage_url,
@@ -120,54 +109,10 @@ def build_resources(environment: Environment) -> dict:
     }
 
 
-def with_automation(assets: list) -> list:
-    """Every asset below the source follows its upstream eagerly, never past a failed blocking
-    check; raw_census itself follows the source (schedule or sensor)."""
-    return dg.map_asset_specs(
-        lambda spec: spec
-        if spec.key in (census_source.key, raw_census.key)
-        else spec.replace_attributes(automation_condition=GATED_EAGER),
-        assets,
-    )
-
-
-def with_freshness(assets: list, environment: Environment) -> list:
-    """The model's freshness policy, from CENSUS_FRESHNESS_WARN_HOURS / CENSUS_FRESHNESS_FAIL_HOURS."""
-    policy = model_freshness_policy(environment)
-    return dg.map_asset_specs(
-        lambda spec: spec.replace_attributes(freshness_policy=policy) if spec.key == lgbm_model.key else spec,
-        assets,
-    )
-
-
-def with_deployment_kinds(assets: list, environment: Environment) -> list:
-    """Kinds that depend on where data lives, so the UI shows it: `gcs` on every asset the IO
-    manager stores when the storage is gs://; on census_source `gcs` or `bigquery` after the
-    source, and `bigquery` on raw_census when the source is bq://."""
-
-    def add_kinds(spec: dg.AssetSpec) -> dg.AssetSpec:
-        kinds = set(spec.kinds)
-        stored = spec.key not in (feature_table.key, census_source.key)  # what the IO manager writes
-        if environment.storage_url.startswith("gs://") and stored:
-            kinds.add("gcs")
-        if environment.source.startswith("gs://") and spec.key == census_source.key:
-            kinds.add("gcs")
-        if environment.source.startswith("bq://") and spec.key in (census_source.key, raw_census.key):
-            kinds.add("bigquery")
-        return spec if kinds == set(spec.kinds) else spec.replace_attributes(kinds=kinds)
-
-    return dg.map_asset_specs(add_kinds, assets)
-
-
 def build_definitions(environment: Environment) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_deployment_kinds(
-            with_freshness(
-                with_automation([census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS]), environment
-            )
-            # Batch scoring follows the inbox sensor, not the eager condition (docs/batches.md).
-            + BATCH_ASSETS,
-            environment,
+        assets=for_deployment(
+            [census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS, *BATCH_ASSETS], environment
         ),
         asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *BATCH_CHECKS],
         jobs=[census_pipeline, rollback_production, *BATCH_JOBS],

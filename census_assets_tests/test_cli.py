@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from census_assets.constants import TRAINING_SELECTION
+from census_assets.assets.specs import TRAINING_SELECTION
 
 
 def materialize(storage, home, **env):

@@ -20,7 +20,7 @@ import pytest
 
 from census_assets import cli as census_cli
 from census_assets.artifacts import ArtifactKey, ArtifactStore, load_model_version, load_published
-from census_assets.automation.conditions import GATED_EAGER
+from census_assets.assets.specs import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import census_run_failure_alert, census_source_changed

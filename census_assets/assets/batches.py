@@ -15,19 +15,20 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from census_assets.artifacts import PermanentStorageError
 from census_assets.assets.evaluation import REFERENCE_PROFILE
-from census_assets.constants import BATCH_ASSET, SCORING_POOL, refuse
+from census_assets.assets.specs import spec
 from census_assets.core import batches as core
 from census_assets.core.drift import ReferenceProfile
-from census_assets.core.registry import RegistryError
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
-from census_assets.io_manager import PUBLISHED_AS, CensusIOManager
+from census_assets.failures import refuse
+from census_assets.io_manager import PUBLISHED_AS
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown
 from census_assets.predict import score_with_production
 from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.lifecycle import LifecycleSettings
+from census_assets.storage.errors import PermanentStorageError
+from census_assets.storage.registry import Registry
 
 SCORED_FOLDER = "scored"
 census_batches = dg.DynamicPartitionsDefinition(name="census_batches")
@@ -54,15 +55,14 @@ def _limit_threads(threads: int):
     return threadpool_limits(limits=max(1, threads), user_api="openmp")
 
 
-def score_batch(raw: pd.DataFrame, io_manager: CensusIOManager, threads: int = 1):
+def score_batch(raw: pd.DataFrame, model_registry: Registry, threads: int = 1):
     """(pointer, Scored, DriftReport | None, seconds scoring): the production model through
     census_assets.predict.score_with_production, then drift against that model's reference."""
-    registry = io_manager.registry()
     started = time.perf_counter()
     with _limit_threads(threads):
-        pointer, scored = score_with_production(raw, registry)
+        pointer, scored = score_with_production(raw, model_registry)
     seconds = time.perf_counter() - started
-    reference = ReferenceProfile.from_dict(registry.read_json(pointer["version"], REFERENCE_PROFILE))
+    reference = ReferenceProfile.from_dict(model_registry.read_json(pointer["version"], REFERENCE_PROFILE))
     return pointer, scored, core.batch_drift(reference, raw), seconds
 
 
@@ -95,12 +95,9 @@ def scoring_metadata(frame: pd.DataFrame, report, profile: core.BatchProfile) ->
 
 
 @dg.asset(
-    **BATCH_ASSET,
+    **spec("scored_batch"),
     partitions_def=census_batches,
-    pool=SCORING_POOL,
     metadata={PUBLISHED_AS: SCORED_FOLDER},
-    kinds={"lightgbm", "pandas", "parquet"},
-    code_version="1",
     # A run of the whole graph without a partition (`--select '*'`) scores nothing and skips it.
     output_required=False,
 )
@@ -108,7 +105,7 @@ def scored_batch(
     context: dg.AssetExecutionContext,
     config: ScoreBatchConfig,
     inbox: BatchInbox,
-    io_manager: dg.ResourceParam[CensusIOManager],
+    model_registry: dg.ResourceParam[Registry],
 ):
     """One inbox file scored by the production model, one row per input row in order, through the
     same code path as `census-assets predict` (never_married_probability, never_married,
@@ -131,10 +128,10 @@ def scored_batch(
     try:
         raw = core.read_batch(data, name)
         profile = core.check_batch(raw, config.max_unscorable_share)
-        pointer, scored, report, seconds = score_batch(raw, io_manager, config.lightgbm_threads)
+        pointer, scored, report, seconds = score_batch(raw, model_registry, config.lightgbm_threads)
     except (core.BatchError, SchemaError, ScoringError) as error:
         raise refuse(f"{url}: {error}") from error
-    except (RegistryError, PermanentStorageError) as error:  # no usable production model
+    except PermanentStorageError as error:  # no usable production model (RegistryError included)
         raise refuse(f"cannot score {url}: {error}") from error
     frame = scored.frame
     version = pointer["version"]
@@ -207,15 +204,15 @@ def batch_records(instance: dg.DagsterInstance, partitions: Sequence[str] | None
     return records
 
 
-@dg.asset(**BATCH_ASSET, deps=[scored_batch], kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**spec("batch_summary"), deps=[scored_batch])
 def batch_summary(
     context: dg.AssetExecutionContext,
-    io_manager: dg.ResourceParam[CensusIOManager],
+    model_registry: dg.ResourceParam[Registry],
     lifecycle: LifecycleSettings,
 ) -> dg.Output[pd.DataFrame]:
     """Every batch at a glance: scored or failed (and why), rows, the model version that scored it
     and whether that is still production's, drift (max PSI) per batch over time."""
-    pointer = io_manager.registry().pointer()
+    pointer = model_registry.pointer()
     production = pointer["version"] if pointer else None
     records = batch_records(context.instance)
     table = core.summary_table(records, production)

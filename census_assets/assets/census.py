@@ -8,13 +8,14 @@ import pandas as pd
 from pydantic import Field
 
 from census_assets.assets.source import census_source
-from census_assets.constants import TRAINING_ASSET, refuse
+from census_assets.assets.specs import spec
 from census_assets.core.cleaning import CleaningError, clean
 from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode
 from census_assets.core.reporting import feature_importance, importance_chart_png, prepare_charts
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel, compact_split, gate_failure
 from census_assets.core.validation import SourceValidationError, validate_training_source
+from census_assets.failures import refuse
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources.dask import DaskResource
 from census_assets.resources.source import CensusSource
@@ -31,7 +32,7 @@ class FeaturesConfig(dg.Config):
 
 
 # Downstream of the observed source: a new source data version makes raw_census stale in the UI.
-@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1", deps=[census_source])
+@dg.asset(**spec("raw_census"), deps=[census_source])
 def raw_census(source: CensusSource, training: TrainingSettings) -> dg.Output[pd.DataFrame]:
     """The US Census Adult table as the source has it, validated against the census schema and
     against what the later steps need (rows left after cleaning, both target classes, enough rows
@@ -50,7 +51,7 @@ def raw_census(source: CensusSource, training: TrainingSettings) -> dg.Output[pd
     )
 
 
-@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**spec("clean_census"))
 def clean_census(raw_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """NA and duplicate rows dropped, strings stripped, '?' -> 'Unknown', unused columns dropped."""
     try:
@@ -63,7 +64,7 @@ def clean_census(raw_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     )
 
 
-@dg.asset(**TRAINING_ASSET, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(**spec("features"))
 def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """One-hot features on a fixed vocabulary, age_bins and the never_married target.
 
@@ -91,7 +92,7 @@ def features(config: FeaturesConfig, clean_census: pd.DataFrame) -> dg.Output[pd
     )
 
 
-@dg.asset(**TRAINING_ASSET, kinds={"lightgbm", "scikit-learn"}, code_version="1")
+@dg.asset(**spec("cv_accuracy"))
 def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskResource) -> dg.Output[dict]:
     """Mean accuracy of LightGBM over RepeatedStratifiedKFold (5 splits x 3 repeats)."""
     X, y = compact_split(features)  # uint8 dummies stay one byte a cell (docs/scale.md)
@@ -127,7 +128,7 @@ def cv_accuracy(features: pd.DataFrame, training: TrainingSettings, dask: DaskRe
     )
 
 
-@dg.asset(**TRAINING_ASSET, kinds={"lightgbm"}, code_version="1")
+@dg.asset(**spec("lgbm_model"))
 def lgbm_model(
     features: pd.DataFrame,
     cv_accuracy: dict,

@@ -5,7 +5,7 @@ import math
 import dagster as dg
 import pandas as pd
 
-from census_assets.constants import LIFECYCLE_ASSET, refusing_permanent_errors
+from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
@@ -13,9 +13,10 @@ from census_assets.core.features import encode, split_target
 from census_assets.core.promotion import model_version
 from census_assets.core.schema import validate_source
 from census_assets.core.training import TrainedModel
-from census_assets.storage.registry import Registry
+from census_assets.failures import refusing_permanent_errors
 from census_assets.metadata import markdown_table
 from census_assets.sources.common import BUNDLED_HOLDOUT, bundled_file
+from census_assets.storage.registry import Registry
 
 HOLDOUT_NAME = "bundled adult.test"
 REFERENCE_PROFILE = "reference_profile.json"
@@ -31,7 +32,7 @@ def _plottable(metrics: dict[str, float]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
-@dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "pandas"}, code_version="1")
+@dg.asset(**spec("holdout_metrics"))
 def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[dict]:
     """The new model on the held-out split (adult.test), cleaned and encoded as in training.
 
@@ -84,7 +85,7 @@ def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[di
     )
 
 
-@dg.asset(**LIFECYCLE_ASSET, kinds={"pandas"}, code_version="1")
+@dg.asset(**spec("drift"))
 def drift(
     raw_census: pd.DataFrame, model_registry: dg.ResourceParam[Registry]
 ) -> dg.Output[dict]:

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 import dagster as dg
 import pandas as pd
 
-from census_assets.constants import TRAINING_ASSET
-from census_assets.resources.warehouse import WAREHOUSE_IO_MANAGER, FeatureWarehouse
+from census_assets.assets.specs import spec
+from census_assets.resources.warehouse import FeatureWarehouse
 
 # The feature table: BigQuery column names allow letters, digits and underscores only (and are
 # case-insensitive); feature names such as `occupation_Adm-clerical` are mapped onto that.
@@ -33,13 +33,7 @@ def warehouse_column_names(names: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
-@dg.asset(
-    **TRAINING_ASSET,
-    io_manager_key=WAREHOUSE_IO_MANAGER,
-    kinds={"bigquery", "pandas"},
-    output_required=False,
-    code_version="1",
-)
+@dg.asset(**spec("feature_table"), output_required=False)
 def feature_table(context: dg.AssetExecutionContext, features: pd.DataFrame, warehouse: FeatureWarehouse):
     """The feature frame as a BigQuery table (`<GCP_PROJECT>.<CENSUS_BQ_DATASET>.feature_table`).
 

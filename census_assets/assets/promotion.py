@@ -4,15 +4,15 @@ import dagster as dg
 import pandas as pd
 
 from census_assets.assets.evaluation import REFERENCE_PROFILE, drift_report
-from census_assets.constants import LIFECYCLE_ASSET, refuse, refusing_permanent_errors
+from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
 from census_assets.core.promotion import decide_promotion, model_version
-from census_assets.storage.registry import POINTER, Registry
 from census_assets.core.training import TrainedModel
-from census_assets.storage.registry import Registry
+from census_assets.failures import refuse, refusing_permanent_errors
 from census_assets.metadata import markdown_table
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
+from census_assets.storage.registry import POINTER, Registry
 
 TRAINING_METRICS = "training_metrics.json"
 
@@ -56,7 +56,7 @@ def refuse_if_refitted_data(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "json"}, code_version="1")
+@dg.asset(**spec("production_model"))
 def production_model(
     context: dg.AssetExecutionContext,
     lgbm_model: TrainedModel,

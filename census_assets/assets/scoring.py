@@ -5,15 +5,16 @@ import pandas as pd
 
 from census_assets.assets.evaluation import read_holdout
 from census_assets.assets.promotion import production_model
-from census_assets.constants import LIFECYCLE_ASSET, refusing_permanent_errors
+from census_assets.assets.specs import spec
 from census_assets.core.features import TARGET_VALUE
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY
-from census_assets.storage.registry import Registry
+from census_assets.failures import refusing_permanent_errors
 from census_assets.metadata import frame_metadata
 from census_assets.predict import score_with_production
+from census_assets.storage.registry import Registry
 
 
-@dg.asset(**LIFECYCLE_ASSET, kinds={"lightgbm", "pandas", "parquet"}, code_version="1", deps=[production_model])
+@dg.asset(**spec("scored_census"), deps=[production_model])
 def scored_census(model_registry: dg.ResourceParam[Registry]) -> dg.Output[pd.DataFrame]:
     """The held-out split scored by the production model, through the same path as `census-assets predict`."""
     holdout = read_holdout()

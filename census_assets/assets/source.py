@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from census_assets.constants import OWNERS, TRAINING_GROUP, refuse
+from census_assets.assets.specs import OWNERS, TRAINING_GROUP
+from census_assets.failures import refuse
 from census_assets.resources.source import CensusSource
 from census_assets.sources.common import SourceError
 

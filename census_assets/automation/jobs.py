@@ -6,7 +6,8 @@ import dagster as dg
 from pydantic import Field
 
 from census_assets.assets.promotion import pointer_metadata, production_model
-from census_assets.constants import TRAINING_GROUP, refusing_permanent_errors
+from census_assets.assets.specs import TRAINING_GROUP
+from census_assets.failures import refusing_permanent_errors
 from census_assets.storage.registry import Registry
 
 with warnings.catch_warnings():  # include_sources is beta in Dagster 1.13

@@ -26,11 +26,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.event_log.base import PoolLimit
 from sqlalchemy.exc import IntegrityError
 
-from census_assets.constants import SCORING_POOL, TRAINING_POOL
-
-# Run-granularity limits (dagster.yaml `concurrency.pools.granularity: run`): one training run at a
-# time, because training runs write the same artifacts; two batch-scoring runs beside it.
-POOL_LIMITS: dict[str, int] = {TRAINING_POOL: 1, SCORING_POOL: 2}
+from census_assets.assets.specs import POOL_LIMITS
 
 
 def limits_to_write(existing: Iterable[PoolLimit], wanted: Mapping[str, int]) -> dict[str, int]:

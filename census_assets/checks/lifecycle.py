@@ -7,12 +7,12 @@ Blocking checks stop production_model in the same run; the automation condition
 import dagster as dg
 
 from census_assets.assets.evaluation import drift, drift_report, holdout_metrics
-from census_assets.constants import refusing_permanent_errors
 from census_assets.core import drift as drift_core
 from census_assets.core.promotion import decide_promotion
-from census_assets.storage.registry import Registry
+from census_assets.failures import refusing_permanent_errors
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
+from census_assets.storage.registry import Registry
 
 
 @dg.asset_check(

@@ -122,7 +122,8 @@ def commit(store: ObjectStore, key: ArtifactKey, run_id: str, files: dict[str, b
     record_commit(store, run_id, key.relative)
 
     def advance(current: bytes | None) -> bytes:
-        earlier = pointer_history(parse_json(current, store.url(key.pointer)), store.url(key.pointer)) if current else []
+        url = store.url(key.pointer)
+        earlier = pointer_history(parse_json(current, url), url) if current else []
         history = [run_id, *[earlier_run for earlier_run in earlier if earlier_run != run_id]]
         return json_bytes({"current": manifest, "history": history[:KEEP_HISTORY]})
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from census_assets.core.fingerprints import content_fingerprint
-from census_assets.storage.errors import ConflictError, MissingArtifactError, StorageError, classified
+from census_assets.storage.errors import MissingArtifactError, StorageError, classified
 
 TEMP_SUFFIX = ".tmp"
 LOCKS = ".locks"
