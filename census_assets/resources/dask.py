@@ -9,7 +9,7 @@ from pydantic import Field
 
 from census_assets.core import training
 from census_assets.core.training import CVProtocol, CVResult
-from census_assets.settings import DEFAULT_DASK_FIT_MIN_ROWS, DEFAULT_LIGHTGBM_PORT
+from census_assets.settings import DASK_ADDRESS, DASK_FIT_MIN_ROWS, DEFAULT_LIGHTGBM_PORT, setting_field
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -17,15 +17,8 @@ if TYPE_CHECKING:
 class DaskResource(dg.ConfigurableResource):
     """Where the heavy compute runs: a Dask scheduler address, or locally when empty."""
 
-    address: str = Field(
-        default="",
-        description="CENSUS_DASK_ADDRESS: Dask scheduler, e.g. tcp://scheduler:8786; empty = run locally",
-    )
-    distributed_fit_min_rows: int = Field(
-        default=DEFAULT_DASK_FIT_MIN_ROWS,
-        description="CENSUS_DASK_FIT_MIN_ROWS: from this many rows the final model trains with "
-        "DaskLGBMClassifier on the cluster; below, locally",
-    )
+    address: str = setting_field(DASK_ADDRESS)
+    distributed_fit_min_rows: int = setting_field(DASK_FIT_MIN_ROWS)
     lightgbm_port: int = Field(
         default=DEFAULT_LIGHTGBM_PORT,
         description="first of the ports LightGBM listens on (all interfaces), one per worker: firewall them",

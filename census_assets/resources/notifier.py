@@ -11,11 +11,11 @@ import json
 import dagster as dg
 from pydantic import Field
 
+from census_assets.settings import ALERT_WEBHOOK_URL, SLACK_CHANNEL, SLACK_TOKEN, setting_field
+
 SLACK_API_URL = "https://slack.com/api/"
 # Every delivery attempt is bounded: a channel that hangs costs at most this per alert and tick.
 MAX_TIMEOUT_SECONDS = 30.0
-# A field Dagster treats as secret: the UI masks a literal value (an EnvVar shows only its name).
-SECRET = {"dagster__is_secret": True}
 
 
 class AlertDeliveryError(OSError):
@@ -37,19 +37,13 @@ class AlertNotifier(dg.ConfigurableResource):
     raises is logged as a failed delivery, not retried.
     """
 
-    webhook_url: str = Field(
-        default="",
-        description="CENSUS_ALERT_WEBHOOK_URL (an EnvVar): alerts are POSTed here as JSON; empty: not used",
-        json_schema_extra=SECRET,
-    )
+    webhook_url: str = setting_field(ALERT_WEBHOOK_URL)
     timeout_seconds: float = Field(
         default=5.0,
         description=f"Seconds each delivery may take (connect, send, answer), at most {MAX_TIMEOUT_SECONDS:.0f}",
     )
-    slack_channel: str = Field(default="", description="CENSUS_SLACK_CHANNEL: e.g. #ml-alerts; empty: no Slack")
-    slack_token: str = Field(
-        default="", description="CENSUS_SLACK_TOKEN (an EnvVar): a Slack bot token", json_schema_extra=SECRET
-    )
+    slack_channel: str = setting_field(SLACK_CHANNEL)
+    slack_token: str = setting_field(SLACK_TOKEN)
     slack_api_url: str = Field(default=SLACK_API_URL, description="The Slack Web API's base URL")
 
     @property

@@ -4,16 +4,13 @@ import dagster as dg
 from pydantic import Field
 
 from census_assets.core.training import CVProtocol
-from census_assets.settings import DEFAULT_ACCURACY_THRESHOLD
+from census_assets.settings import ACCURACY_THRESHOLD, WORKERS, setting_field
 
 
 class TrainingSettings(dg.ConfigurableResource):
     """The CV protocol, the model seed, the accuracy gate and how many fits run side by side."""
 
-    accuracy_threshold: float = Field(
-        default=DEFAULT_ACCURACY_THRESHOLD,
-        description="CENSUS_ACCURACY_THRESHOLD: minimum mean CV accuracy to fit lgbm_model",
-    )
+    accuracy_threshold: float = setting_field(ACCURACY_THRESHOLD)
     n_splits: int = Field(default=5, description="RepeatedStratifiedKFold n_splits")
     n_repeats: int = Field(default=3, description="RepeatedStratifiedKFold n_repeats")
     cv_random_state: int = Field(default=1, description="RepeatedStratifiedKFold random_state")
@@ -21,11 +18,7 @@ class TrainingSettings(dg.ConfigurableResource):
         default=None,
         description="LightGBM random_state; empty: none passed, exactly the seed's LGBMClassifier()",
     )
-    workers: int = Field(
-        default=0,
-        description="CENSUS_WORKERS: CV fits side by side; 0 = one per core "
-        "(LightGBM threads per fit = cores // workers)",
-    )
+    workers: int = setting_field(WORKERS)
 
     @property
     def protocol(self) -> CVProtocol:

@@ -1,7 +1,8 @@
 """The `warehouse` resource and IO manager: where feature_table is published (gcp: BigQuery)."""
 
 import dagster as dg
-from pydantic import Field
+
+from census_assets.settings import BQ_DATASET, GCP_PROJECT, setting_field
 
 WAREHOUSE_IO_MANAGER = "warehouse_io_manager"
 
@@ -9,8 +10,8 @@ WAREHOUSE_IO_MANAGER = "warehouse_io_manager"
 class FeatureWarehouse(dg.ConfigurableResource):
     """Where feature_table is published; an empty dataset means not published (local)."""
 
-    project: str = Field(default="", description="GCP_PROJECT: the project holding the dataset")
-    dataset: str = Field(default="", description="CENSUS_BQ_DATASET: the feature table's dataset")
+    project: str = setting_field(GCP_PROJECT)
+    dataset: str = setting_field(BQ_DATASET)
 
     def table(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
