@@ -28,6 +28,7 @@ from census_assets.core.evaluation import GROUP_COLUMNS as DEFAULT_GROUP_COLUMNS
 from census_assets.core.schema import SOURCE_COLUMNS
 from census_assets.sources.bigquery import BigQueryNameError, parse_table_uri
 from census_assets.sources.common import BIGQUERY_SCHEME, BUNDLED_SOURCE
+from census_assets.storage.gcp import DEFAULT_RETRY_DEADLINE
 
 DEPLOYMENT = "CENSUS_DEPLOYMENT"
 SOURCE = "CENSUS_SOURCE"
@@ -54,7 +55,8 @@ FRESHNESS_FAIL_HOURS = "CENSUS_FRESHNESS_FAIL_HOURS"
 INBOX_URL = "CENSUS_INBOX_URL"
 INBOX_INTERVAL_SECONDS = "CENSUS_INBOX_INTERVAL_SECONDS"
 LABELS_URL = "CENSUS_LABELS_URL"
-# Read by Dagster and by google-cloud-storage themselves; declared so the package reads them here too.
+# Read by Dagster and by google-cloud-storage themselves; declared for the configuration page, and
+# DAGSTER_HOME for the CLI.
 DAGSTER_HOME = "DAGSTER_HOME"
 STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
 
@@ -207,7 +209,7 @@ class Setting:
     default: str  # what an unset or empty variable stands for, as one would write it
     description: str  # what it means; shown on the configuration page and in the launchpad
     parse: Parser = _text
-    # The Environment attribute it fills; empty: only a rule in load_environment reads it.
+    # The Environment attribute it fills; empty: only a rule in load_environment, or another tool, reads it.
     field: str = ""
     # The resource config it fills, as "<resource key>.<field>" or, in a nested resource,
     # "<resource key>.<nested resource>.<field>" (editable per run in the launchpad); a setting
@@ -374,7 +376,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         ),
         Setting(
             GCS_RETRY_DEADLINE,
-            "120",
+            f"{DEFAULT_RETRY_DEADLINE:g}",
             "seconds a GCS read or write retries transient errors (429, 5xx, timeouts) with exponential backoff "
             "before the step fails; the step's retry policy may then re-run it",
             _positive_seconds,
@@ -478,8 +480,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
             STORAGE_EMULATOR_HOST,
             "",
             "a GCS emulator's address (tests, local development) instead of Google Cloud Storage",
-            field="storage_emulator_host",
-            applies="google-cloud-storage itself, and the package's GCS clients",
+            applies="google-cloud-storage itself (the package does not read it)",
         ),
     ),
 }

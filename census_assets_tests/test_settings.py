@@ -113,9 +113,9 @@ def test_the_key_is_in_the_environment_and_secrets_stay_out_of_its_repr():
     assert not load_environment({}).gcp_key_in_env and load_environment({}).gcp_credentials == ""
 
 
-def test_tools_variables_are_read_here_too():
-    settings = load_environment({"DAGSTER_HOME": "/opt/dagster/home", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9023"})
-    assert (settings.dagster_home, settings.storage_emulator_host) == ("/opt/dagster/home", "http://127.0.0.1:9023")
+def test_dagster_home_is_read_here_too():
+    assert load_environment({"DAGSTER_HOME": "/opt/dagster/home"}).dagster_home == "/opt/dagster/home"
+    assert load_environment({}).dagster_home == ""
 
 
 def test_every_default_is_valid_and_is_what_an_unset_variable_gives(tmp_path, monkeypatch):
