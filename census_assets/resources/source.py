@@ -4,10 +4,10 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
+from census_assets.settings import GCP_CREDENTIALS, GCP_PROJECT, SOURCE, setting_field
 from census_assets.sources import read_source, source_fingerprint
-from census_assets.sources.common import BIGQUERY_SCHEME, BUNDLED_SOURCE
+from census_assets.sources.common import BIGQUERY_SCHEME
 
 if TYPE_CHECKING:
     from dagster_gcp import BigQueryResource
@@ -18,17 +18,9 @@ if TYPE_CHECKING:
 class CensusSource(dg.ConfigurableResource):
     """Where raw_census comes from: `bundled`, a CSV/Parquet path, a gs:// URL or a BigQuery table."""
 
-    uri: str = Field(
-        default=BUNDLED_SOURCE,
-        description="CENSUS_SOURCE: `bundled`, a CSV/Parquet path, a gs:// URL, or bq://project.dataset.table",
-    )
-    project: str = Field(
-        default="", description="GCP_PROJECT: the project billed for bq:// queries (empty: from credentials)"
-    )
-    gcp_credentials: str | None = Field(
-        default=None,
-        description="GCP_CREDENTIALS (an EnvVar): a base64 service-account key; unset: default credentials",
-    )
+    uri: str = setting_field(SOURCE)
+    project: str = setting_field(GCP_PROJECT)
+    gcp_credentials: str | None = setting_field(GCP_CREDENTIALS, default=None)
 
     def bigquery(self) -> "BigQueryResource":
         # dagster-gcp's resource: the client (and credential lookup) only when a bq:// source is read;

@@ -2,9 +2,8 @@
 kept there (`ModelRegistry`, given to assets, checks, sensors and jobs as a `Registry`)."""
 
 import dagster as dg
-from pydantic import Field
 
-from census_assets.storage.gcp import DEFAULT_RETRY_DEADLINE
+from census_assets.settings import GCP_CREDENTIALS, GCS_RETRY_DEADLINE, STORAGE_URL, setting_field
 from census_assets.storage.objects import ObjectStore, open_store
 from census_assets.storage.registry import Registry
 
@@ -12,15 +11,9 @@ from census_assets.storage.registry import Registry
 class ArtifactStorage(dg.ConfigurableResource):
     """CENSUS_STORAGE_URL: a local folder or gs://bucket/prefix, with the GCS retry deadline and key."""
 
-    url: str = Field(description="CENSUS_STORAGE_URL: a local directory or gs://bucket/prefix")
-    gcs_retry_deadline: float = Field(
-        default=DEFAULT_RETRY_DEADLINE,
-        description="CENSUS_GCS_RETRY_DEADLINE: seconds a gs:// read or write retries transient errors",
-    )
-    gcp_credentials: str | None = Field(
-        default=None,
-        description="GCP_CREDENTIALS (a dg.EnvVar): a base64 service-account key; unset: default credentials",
-    )
+    url: str = setting_field(STORAGE_URL, default=...)
+    gcs_retry_deadline: float = setting_field(GCS_RETRY_DEADLINE)
+    gcp_credentials: str | None = setting_field(GCP_CREDENTIALS, default=None)
 
     def store(self) -> ObjectStore:
         return self.open(self.url)
