@@ -1,1 +1,2 @@
-"""Dagster resources, one module each: source, training, lifecycle, notifier, dask, warehouse, inbox."""
+"""Dagster resources, one module each: storage (artifact storage and the model registry), source,
+training, lifecycle, notifier, dask, warehouse, inbox."""
