@@ -97,11 +97,7 @@ def build_resources(environment: Environment) -> dict:
             accuracy_threshold=environment.accuracy_threshold, workers=environment.workers
         ),
         "lifecycle": LifecycleSettings(),
-        "inbox": BatchInbox(
-            url=environment.inbox,
-            gcs_retry_deadline=environment.gcs_retry_deadline,
-            gcp_credentials=gcp_key(environment),
-        ),
+        "inbox": BatchInbox(url=environment.inbox, storage=storage),
         "notifier": notifier(environment),
         "dask": DaskResource(
             address=environment.dask_address, distributed_fit_min_rows=environment.dask_fit_min_rows

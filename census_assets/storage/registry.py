@@ -163,28 +163,32 @@ class Registry:
             )
         return pointer
 
-    def _records(self) -> list[dict]:
-        """Every promotion record in the folder, oldest first (for history written before the chain)."""
+    def _unchained_records(self, before: str) -> list[dict]:
+        """Records written before records named their predecessor (no `previous_record`), older
+        than `before`, newest first: in that era every record in the folder was a pointer move."""
         records = []
         for info in self.store.list(HISTORY):
             record = _read(self.store, info.name)
-            if isinstance(record, dict) and "version" in record:
-                records.append({**record, "record": record.get("record", info.name)})
-        return sorted(records, key=lambda record: str(record.get("time", "")))
+            if isinstance(record, dict) and "version" in record and "previous_record" not in record:
+                if str(record.get("time", "")) < before:
+                    records.append({**record, "record": info.name})
+        return sorted(records, key=lambda record: str(record.get("time", "")), reverse=True)
 
     def history(self) -> list[dict]:
-        """Every promotion and rollback that moved the pointer, oldest first: the chain of records
-        from the pointer back; where the chain began before records named their predecessor, the
-        older records in the folder (by time) come first."""
+        """Every promotion and rollback that moved the pointer, oldest first. One reader for every
+        record shape: the chain of records from the pointer back; where the chain reaches a record
+        from before the chain (no `previous_record`, or a first chained record whose predecessor had
+        no name), the older records in the folder follow, by time."""
         records, record = [], self.pointer()
         while record is not None:
             records.append(record)
-            if "previous_record" not in record:  # written before the chain: the folder has the rest
-                older = [r for r in self._records() if str(r.get("time", "")) < str(record.get("time", ""))]
-                records.extend(reversed(older))
-                break
-            previous = record["previous_record"]
-            record = _read(self.store, previous) if previous else None
+            previous = record.get("previous_record")
+            if previous:
+                record = _read(self.store, previous)
+            else:
+                if "previous_record" not in record or record.get("previous_version"):
+                    records.extend(self._unchained_records(str(record.get("time", ""))))
+                record = None
         return records[::-1]
 
     def _move_pointer(self, action: str, version: str, expected_champion: Any, **fields: Any) -> dict:
