@@ -16,7 +16,8 @@ is missing. An operator's own limit (`dagster instance concurrency set`, the UI'
 is never changed; a limit Dagster wrote from `default_limit` is replaced by the census one.
 
 Loaded by every process that loads the instance (dagster.yaml's `run_coordinator`), so this module
-imports nothing beyond Dagster and the pool names.
+imports nothing beyond Dagster and the pool limits (declared with the pools in
+census_assets.assets.specs).
 """
 
 from collections.abc import Iterable, Mapping
