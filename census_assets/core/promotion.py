@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from census_assets.core.evaluation import PairedComparison
 from census_assets.core.training import TrainedModel
 
 
@@ -70,4 +71,61 @@ def decide_promotion(
         reasons=tuple(reasons),
         champion_version=champion["version"] if champion else None,
         champion_cv_accuracy=champion_cv,
+    )
+
+
+@dataclass(frozen=True)
+class SameRowsDecision:
+    """The verdict of challenger against champion on the same evaluation rows, and its evidence."""
+
+    promote: bool
+    reasons: tuple[str, ...]
+    champion_version: str | None  # the champion decided against: the promotion is conditional on it
+    challenger_accuracy: float
+    comparison: PairedComparison | None  # None when there is no champion yet
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.reasons)
+
+    def evidence(self) -> dict:
+        """What the promotion record and the metadata carry."""
+        return {
+            "champion_version": self.champion_version,
+            "challenger_accuracy": self.challenger_accuracy,
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "decision": self.message,
+        }
+
+
+def decide_on_same_rows(
+    challenger_accuracy: float,
+    comparison: PairedComparison | None,
+    champion_version: str | None,
+    threshold: float,
+    tolerance: float,
+) -> SameRowsDecision:
+    """Promote iff the challenger's accuracy on the evaluation rows is at least `threshold` and,
+    when there is a champion, the lower bound of the paired 95% interval of challenger - champion
+    accuracy on those same rows is at least -`tolerance`."""
+    accurate = challenger_accuracy >= threshold
+    reasons = [f"accuracy {challenger_accuracy:.4f} {'>=' if accurate else '<'} threshold {threshold:.4f}"]
+    if champion_version is None:
+        not_worse = True
+        reasons.append("no production model yet")
+    elif comparison is None:
+        raise ValueError(f"a champion ({champion_version}) is judged against on the same rows: comparison missing")
+    else:
+        not_worse = comparison.ci_low >= -tolerance
+        reasons.append(
+            f"challenger - champion {champion_version} accuracy on the same {comparison.rows} rows: "
+            f"{comparison.difference:+.4f}, 95% interval [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; "
+            f"lower bound {'>=' if not_worse else '<'} -tolerance {-tolerance:+.4f}"
+        )
+    return SameRowsDecision(
+        promote=accurate and not_worse,
+        reasons=tuple(reasons),
+        champion_version=champion_version,
+        challenger_accuracy=challenger_accuracy,
+        comparison=comparison,
     )
