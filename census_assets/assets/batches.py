@@ -15,9 +15,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from census_assets.assets.drift_metadata import drift_metadata
 from census_assets.assets.evaluation import REFERENCE_PROFILE
 from census_assets.assets.specs import spec
 from census_assets.core import batches as core
+from census_assets.core.batch_names import is_safe_key
+from census_assets.core.batch_summary import behind_production, drift_chart_png, summary_table
 from census_assets.core.drift import ReferenceProfile
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
@@ -82,15 +85,7 @@ def scoring_metadata(frame: pd.DataFrame, report, profile: core.BatchProfile) ->
         "unseen_category_share": unseen_rows / scored_rows if scored_rows else 0.0,
     }
     if report is not None:
-        metadata.update(
-            {
-                "max_psi": float(report.max_psi),
-                "worst_feature": report.worst_feature or "",
-                "max_unseen_share": float(report.max_unseen_share),
-                **{f"psi {name}": float(value) for name, value in report.psi.items()},
-                **{f"unseen_share {name}": float(value) for name, value in report.unseen_share.items()},
-            }
-        )
+        metadata.update(drift_metadata(report))
     return metadata
 
 
@@ -115,16 +110,16 @@ def scored_batch(
         context.log.info("scored_batch scores one inbox batch per run: no partition in this run, nothing to score")
         return
     key = context.partition_key
-    if not core.is_safe_key(key):
+    if not is_safe_key(key):
         raise refuse(f"partition key {key!r} is not a safe name ([A-Za-z0-9_.-], no '..'): not an inbox key")
-    name = inbox.find(key)
-    if name is None:
-        raise refuse(f"no file in the inbox {inbox.url} has the partition key {key!r} (removed or renamed?)")
-    url = inbox.file_url(name)
     try:
+        name = inbox.find(key)
+        if name is None:
+            raise refuse(f"no file in the inbox {inbox.url} has the partition key {key!r} (removed or renamed?)")
+        url = inbox.file_url(name)
         data, fingerprint = inbox.read(name)
-    except FileNotFoundError:
-        raise refuse(f"{url} was removed before it could be read") from None
+    except PermanentStorageError as error:  # gone since it was listed, no permission, no bucket
+        raise refuse(f"cannot read batch {key!r} from the inbox: {error}") from error
     try:
         raw = core.read_batch(data, name)
         profile = core.check_batch(raw, config.max_unscorable_share)
@@ -215,9 +210,9 @@ def batch_summary(
     pointer = model_registry.pointer()
     production = pointer["version"] if pointer else None
     records = batch_records(context.instance)
-    table = core.summary_table(records, production)
+    table = summary_table(records, production)
     scored = table[table["status"] == "scored"]
-    behind = scored[~scored["current"]]
+    behind = behind_production(records, production) if production else []
     metadata = {
         "production_version": production or "none",
         "batches": float(len(table)),
@@ -229,15 +224,13 @@ def batch_summary(
         "max_psi_all_batches": float(scored["max_psi"].max()) if len(scored) else 0.0,
         "batches_above_warn_psi": float((scored["max_psi"] > lifecycle.drift_warn_psi).sum()),
         "batches_above_fail_psi": float((scored["max_psi"] > lifecycle.drift_fail_psi).sum()),
-        "behind_production": ", ".join(behind["partition"].head(20)) + (" ..." if len(behind) > 20 else "")
-        if len(behind)
-        else "none",
+        "behind_production": ", ".join(behind[:20]) + (" ..." if len(behind) > 20 else "") if behind else "none",
         "batches_table": markdown_table(table.head(50).round({"positive_rate": 4, "max_psi": 4})),
     }
     if len(scored):
-        chart = core.drift_chart_png(scored, lifecycle.drift_warn_psi, lifecycle.drift_fail_psi)
+        chart = drift_chart_png(scored, lifecycle.drift_warn_psi, lifecycle.drift_fail_psi)
         metadata["drift_over_time"] = png_markdown(chart, "max PSI per batch over time")
-    if len(behind):
+    if behind:
         context.log.warning(
             f"{len(behind)} batch(es) scored by another model than production {production}: "
             "re-score with `census-assets rescore` (docs/batches.md)"

@@ -2,7 +2,8 @@
 training profile, judged with the `lifecycle` resource's limits (drift_warn_psi, drift_fail_psi).
 
 It runs after scored_batch has stored its scores, in the same run and for the same partition, and
-reads the PSI the asset recorded in its materialization (so it judges exactly what was stored).
+judges the drift report the asset recorded with them (assets/drift_metadata.py), so it judges
+exactly what was stored.
 """
 
 import warnings
@@ -10,11 +11,9 @@ import warnings
 import dagster as dg
 
 from census_assets.assets.batches import census_batches, scored_batch
+from census_assets.assets.drift_metadata import drift_report_from
 from census_assets.core import drift as drift_core
 from census_assets.resources.lifecycle import LifecycleSettings
-
-PSI_PREFIX = "psi "
-UNSEEN_PREFIX = "unseen_share "
 
 
 def latest_materialization(instance: dg.DagsterInstance, partition: str) -> dg.EventLogRecord | None:
@@ -41,19 +40,16 @@ def batch_drift(context: dg.AssetCheckExecutionContext, lifecycle: LifecycleSett
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN, description=f"batch {partition} was never scored"
         )
-    metadata = {name: entry.value for name, entry in record.asset_materialization.metadata.items()}
-    psi = {name.removeprefix(PSI_PREFIX): float(v) for name, v in metadata.items() if name.startswith(PSI_PREFIX)}
-    if not psi:
+    metadata = record.asset_materialization.metadata
+    version = getattr(metadata.get("model_version"), "value", "")
+    report = drift_report_from(metadata)
+    if report is None:
         return dg.AssetCheckResult(
             passed=True,
             severity=dg.AssetCheckSeverity.WARN,
-            description="no scorable rows: nothing to compare",
-            metadata={"model_version": metadata.get("model_version", "")},
+            description="no drift report recorded with these scores (no scorable rows): nothing to compare",
+            metadata={"model_version": version},
         )
-    unseen = {
-        name.removeprefix(UNSEEN_PREFIX): float(v) for name, v in metadata.items() if name.startswith(UNSEEN_PREFIX)
-    }
-    report = drift_core.DriftReport(psi, unseen, int(metadata.get("scored_rows", 0)))
     verdict = drift_core.judge(report, lifecycle.drift_warn_psi, lifecycle.drift_fail_psi)
     if verdict.level != "ok":
         context.log.warning(f"batch {partition}: drift: {verdict.message}")
@@ -67,7 +63,7 @@ def batch_drift(context: dg.AssetCheckExecutionContext, lifecycle: LifecycleSett
             "features_above_warn": ", ".join(report.features_above(lifecycle.drift_warn_psi)) or "none",
             "warn_psi": lifecycle.drift_warn_psi,
             "fail_psi": lifecycle.drift_fail_psi,
-            "model_version": metadata.get("model_version", ""),
+            "model_version": version,
             "scored_in_this_run": record.run_id == context.run.run_id,
         },
     )
