@@ -11,7 +11,7 @@ from census_assets.assets.source import census_source
 from census_assets.assets.specs import spec
 from census_assets.core.cleaning import CleaningError, clean
 from census_assets.core.features import VOCABULARY_ATTR, Vocabulary, encode
-from census_assets.core.reporting import feature_importance, importance_chart_png, prepare_charts
+from census_assets.core.reporting import feature_importance, importance_chart_png
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel, compact_split, gate_failure
 from census_assets.core.validation import SourceValidationError, validate_training_source
@@ -144,12 +144,10 @@ def lgbm_model(
         raise refuse(f"refusing to fit lgbm_model: {reason}")
     vocabulary = Vocabulary.from_dict(features.attrs[VOCABULARY_ATTR])
     X, y = compact_split(features)
-    charts = prepare_charts()
     started = time.perf_counter()
     # DaskLGBMClassifier on the cluster above CENSUS_DASK_FIT_MIN_ROWS rows, else a local fit.
     booster = dask.fit_final(X, y, vocabulary.feature_names, training.model_seed)
     seconds = time.perf_counter() - started
-    charts.join()
     names = booster.feature_name()
     importance = feature_importance(booster)
     chart = importance_chart_png(importance)
