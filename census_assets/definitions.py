@@ -24,7 +24,9 @@ from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
 from census_assets.resources.dask import DaskResource
+from census_assets.resources.evaluation import EvaluationSettings
 from census_assets.resources.inbox import BatchInbox
+from census_assets.resources.labels import LabelFolder
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource
@@ -98,6 +100,10 @@ def build_resources(environment: Environment) -> dict:
         ),
         "lifecycle": LifecycleSettings(),
         "inbox": BatchInbox(url=environment.inbox, storage=storage),
+        "labels": LabelFolder(url=environment.labels, storage=storage),
+        "evaluation": EvaluationSettings(holdout=environment.holdout, group_columns=environment.group_columns),
+        # The artifact storage itself, for assets that read what other assets committed (labelled batches).
+        "storage": storage,
         "notifier": notifier(environment),
         "dask": DaskResource(
             address=environment.dask_address, distributed_fit_min_rows=environment.dask_fit_min_rows

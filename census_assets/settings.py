@@ -179,9 +179,10 @@ def _table(variable: str, text: str) -> str:
     return _absolute(text)
 
 
-def _source_columns(variable: str, text: str) -> tuple[str, ...]:
-    """Comma-separated raw (source schema) column names, at least one, each once."""
-    columns = tuple(name.strip() for name in text.split(",") if name.strip())
+def _source_columns(variable: str, text: str) -> list[str]:
+    """Comma-separated raw (source schema) column names, at least one, each once (a list: Dagster
+    config holds lists, not tuples)."""
+    columns = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in columns if name not in SOURCE_COLUMNS]
     if unknown:
         raise SettingsError(
@@ -269,7 +270,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
             "`bq://project.dataset.table`, in the source schema",
             _table,
             field="holdout",
-            applies="evaluation (`holdout_metrics`); declared, not read by any asset yet",
+            resources=("evaluation.holdout",),
         ),
     ),
     "Training and evaluation": (
@@ -288,7 +289,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
             "schema",
             _source_columns,
             field="group_columns",
-            applies="per-group metrics; declared, not read by any asset yet",
+            resources=("evaluation.group_columns",),
         ),
         Setting(
             WORKERS,
@@ -463,7 +464,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
             "where label files for scored batches arrive: a local folder or a `gs://bucket/prefix`",
             _folder_or_gcs_prefix,
             field="labels_url",
-            applies="the label loop; declared, not read by any asset yet",
+            resources=("labels.url",),
             shown_default="`<CENSUS_STORAGE_URL>/labels`",
         ),
     ),

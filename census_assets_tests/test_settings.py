@@ -87,7 +87,7 @@ def test_labels_holdout_and_groups(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     default = load_environment({"CENSUS_STORAGE_URL": "/srv/census"})
     assert (default.labels, default.inbox) == ("/srv/census/labels", "/srv/census/inbox")
-    assert default.holdout == "bundled" and default.group_columns == ("sex", "race")
+    assert default.holdout == "bundled" and default.group_columns == ["sex", "race"]
 
     chosen = load_environment(
         {
@@ -98,7 +98,7 @@ def test_labels_holdout_and_groups(tmp_path, monkeypatch):
     )
     assert chosen.labels == "gs://b/labels"
     assert chosen.holdout == str(tmp_path / "mine" / "holdout.parquet")  # absolute, as the storage is
-    assert chosen.group_columns == ("race", "age")
+    assert chosen.group_columns == ["race", "age"]
     assert load_environment({"CENSUS_LABELS_URL": "labels"}).labels == str(tmp_path / "labels")
     for table in ("gs://b/holdout.csv", "bq://census-project.census.holdout"):
         assert load_environment({"CENSUS_HOLDOUT": table}).holdout == table

@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 
 from census_assets.core.batches import BatchError, read_batch
-from census_assets.core.features import TARGET_VALUE
+from census_assets.core.labels import LABEL_COLUMN, TARGET_VALUE
 
 ROW_ID = "row_id"
-LABEL_COLUMN = "marital_status"
 # Every marital status of the census schema (the bundled tables hold exactly these).
 MARITAL_STATUSES = (
     "Divorced",
