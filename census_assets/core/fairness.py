@@ -23,29 +23,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from census_assets.core.evaluation import DECISION_THRESHOLD
+from census_assets.core import evaluation
+from census_assets.core.evaluation import DECISION_THRESHOLD, Z_95
 
-# The standard normal's 97.5% quantile: two-sided 95% intervals.
-Z95 = 1.959963984540054
 MIN_GROUP_ROWS = 50
 GROUP_TOLERANCE = 0.02
 RATES = ("accuracy", "true_positive_rate", "false_positive_rate", "selection_rate")
 
 
-def wilson_interval(successes, trials, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score interval of successes/trials (elementwise); NaN where trials is 0."""
-    s = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = s / n
-        denominator = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denominator
-        half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    # Clipped: rounding can put the bound of a 0% or 100% rate a hair outside [0, 1].
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+_wilson_elementwise = np.vectorize(evaluation.wilson_interval, otypes=[float, float])
 
 
-def paired_difference_interval(both, first_only, second_only, neither, z: float = Z95):
+def wilson_interval(successes, trials, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """core.evaluation's Wilson score interval, elementwise over arrays (NaN where trials is 0)."""
+    low, high = _wilson_elementwise(successes, trials, z)
+    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+
+
+def paired_difference_interval(both, first_only, second_only, neither, z: float = Z_95):
     """(difference, low, high) of first − second accuracy on the same rows, elementwise.
 
     The counts are the paired outcomes: rows both models got right, only the first, only the
