@@ -1,6 +1,7 @@
 """Batch scoring through the real code location: the inbox sensor on a local folder and on GCS
 (fake-gcs-server), scored_batch partitions (equal to `census-assets predict`, bad files failing
-their own partition), the drift check, re-scoring after a promotion, and a real daemon.
+their own partition), the drift check, re-scoring after a promotion (the request and the
+census_rescore sensor), one bad inbox entry or partition key failing only itself, and a real daemon.
 Run alone with `python -m pytest -m batches`.
 
 One module-scoped storage with two promoted models (A, then B; production rolled back to A) serves
@@ -20,23 +21,25 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.artifacts import ArtifactStore
-from census_assets.assets.batches import census_batches, scored_batch
-from census_assets.automation.inbox import build_inbox_sensor, census_inbox, partitions_to_rescore
-from census_assets.core import batches as core
-from census_assets.core.registry import Registry
+from census_assets.assets.batches import batch_records, census_batches, scored_batch
+from census_assets.automation.inbox import build_inbox_sensor
+from census_assets.automation.rescore import REQUESTS, census_rescore, request_rescore
+from census_assets.core.batch_names import partition_key
+from census_assets.core.batch_summary import behind_production
+from census_assets.core.batches import read_batch
+from census_assets.core.fingerprints import content_fingerprint
 from census_assets.core.scoring import PROBABILITY
 from census_assets.definitions import build_definitions
-from census_assets.io_manager import CensusIOManager
 from census_assets.resources.inbox import BatchInbox
-from census_assets.resources.lifecycle import LifecycleSettings
-from census_assets.resources.training import TrainingSettings
+from census_assets.resources.storage import ArtifactStorage
 from census_assets.settings import load_environment
-from census_assets_tests.helpers import step_failure_message
+from census_assets.storage.objects import open_store
+from census_assets.storage.registry import Registry
+from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, dagster_deployment
+from census_assets_tests.harness.runner import run_graph, step_failure_message
+from census_assets_tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.batches
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def environment(storage, inbox, **extra) -> dict:
@@ -50,19 +53,17 @@ def definitions(storage, inbox="", source="bundled") -> dg.Definitions:
 def train(storage, source) -> dg.ExecuteInProcessResult:
     """The whole training graph and promotion on a small sample (CV with one repeat; a low threshold
     and a tolerance of 1.0, so each model is promoted)."""
-    defs = definitions(storage, source=source)
-    resources = {
-        **defs.resources,
-        "training": TrainingSettings(accuracy_threshold=0.5, n_repeats=1),
-        "lifecycle": LifecycleSettings(champion_tolerance=1.0),
-    }
-    result = dg.materialize([*defs.assets, *defs.asset_checks], resources=resources, raise_on_error=False)
+    result = run_graph(
+        {"CENSUS_STORAGE_URL": str(storage), "CENSUS_SOURCE": str(source)},
+        training={"accuracy_threshold": 0.5, "n_repeats": 1},
+        lifecycle={"champion_tolerance": 1.0},
+    )
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     return result
 
 
 def registry(storage) -> Registry:
-    return Registry(ArtifactStore(str(storage)))
+    return Registry(open_store(str(storage)))
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +113,15 @@ def write_batches(inbox: Path, holdout: pd.DataFrame) -> dict[str, Path]:
 
 class SensorHarness:
     """Evaluates census_inbox tick after tick as the daemon would: cursor carried over, requested
-    partitions added to the instance."""
+    partitions added to the instance, resources as definitions.py binds them."""
 
     def __init__(self, inbox_url: str, storage, home: Path):
         # A persistent instance: the sensor context loads dynamic partitions through its ref.
         home.mkdir(parents=True, exist_ok=True)
         self.instance = dg.DagsterInstance.local_temp(tempdir=str(home))
         self.definitions = definitions(storage, inbox_url)
-        self.resources = {"inbox": BatchInbox(url=inbox_url), "io_manager": CensusIOManager(base_url=str(storage))}
+        self.resources = {name: self.definitions.resources[name] for name in ("inbox", "model_registry")}
+        self.sensor = build_inbox_sensor()
         self.cursor = None
 
     def tick(self):
@@ -130,7 +132,7 @@ class SensorHarness:
             resources=self.resources,
             definitions=self.definitions,
         ) as context:
-            result = census_inbox.evaluate_tick(context)
+            result = self.sensor.evaluate_tick(context)
         self.cursor = result.cursor
         for request in result.dynamic_partitions_requests:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -138,6 +140,13 @@ class SensorHarness:
 
     def scoring_requests(self, result) -> dict[str, dg.RunRequest]:
         return {r.partition_key: r for r in result.run_requests if r.job_name == "score_batches"}
+
+    def run(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """The run the daemon would launch for `request`, in this process, on this instance."""
+        job = self.definitions.resolve_job_def(request.job_name)
+        return job.execute_in_process(
+            partition_key=request.partition_key, tags=request.tags, instance=self.instance, raise_on_error=False
+        )
 
 
 def test_an_unreadable_cursor_starts_afresh(trained, holdout, tmp_path):
@@ -163,7 +172,7 @@ def test_sensor_on_a_local_inbox(trained, holdout, tmp_path):
     requests = sensor.scoring_requests(second)
     assert set(requests) == {"good1.csv", "good2.parquet", "bad.csv"}
     assert set(sensor.instance.get_dynamic_partitions(census_batches.name)) == set(requests)
-    fingerprint = core.content_fingerprint(paths["good1.csv"].read_bytes())
+    fingerprint = content_fingerprint(paths["good1.csv"].read_bytes())
     assert requests["good1.csv"].run_key == f"good1.csv@{fingerprint}#1"
     assert requests["good1.csv"].tags["census/inbox_file"] == "good1.csv"
 
@@ -184,8 +193,8 @@ def test_sensor_skips_with_the_reason_when_the_inbox_is_missing(trained, tmp_pat
 
 
 def test_inbox_sensor_defaults():
-    assert census_inbox.default_status == dg.DefaultSensorStatus.STOPPED
-    assert census_inbox.minimum_interval_seconds == 30
+    assert build_inbox_sensor().default_status == dg.DefaultSensorStatus.STOPPED
+    assert build_inbox_sensor().minimum_interval_seconds == 30
     assert build_inbox_sensor(5).minimum_interval_seconds == 5
     defs = definitions("/tmp/storage")
     assets_def = defs.resolve_assets_def("scored_batch")
@@ -214,7 +223,7 @@ def test_sensor_on_a_gcs_inbox(gcs_emulator, trained, holdout, tmp_path):
     sensor = SensorHarness("gs://census-inbox/inbox", trained["storage"], tmp_path / "home")
 
     first = sensor.scoring_requests(sensor.tick())  # complete once listed: taken at once
-    key = core.partition_key("b c.csv")
+    key = partition_key("b c.csv")
     assert set(first) == {"a.csv", key} and key.startswith("b_c.csv-")
     assert first["a.csv"].tags["census/content"].startswith("md5:")
 
@@ -225,8 +234,10 @@ def test_sensor_on_a_gcs_inbox(gcs_emulator, trained, holdout, tmp_path):
     assert changed.partition_key == "a.csv" and changed.run_key.endswith("#2")
 
     # scored_batch reads the object exactly as listed.
-    data, fingerprint = BatchInbox(url="gs://census-inbox/inbox").read("a.csv")
-    assert fingerprint == changed.tags["census/content"] and len(core.read_batch(data, "a.csv")) == 51
+    data, fingerprint = BatchInbox(url="gs://census-inbox/inbox", storage=ArtifactStorage(url=str(tmp_path))).read(
+        "a.csv"
+    )
+    assert fingerprint == changed.tags["census/content"] and len(read_batch(data, "a.csv")) == 51
 
 
 # ---- scored_batch --------------------------------------------------------------------------------
@@ -361,33 +372,143 @@ def test_rescore_after_a_promotion_names_the_new_version(scored, trained, tmp_pa
     version_b = promote_b(storage, trained)
     after_promotion = summary.execute_in_process(instance=instance).asset_materializations_for_node("batch_summary")
     assert after_promotion[0].metadata["batches_behind_production"].value == 2.0
-    behind = partitions_to_rescore(instance, version_b, everything=False)
+    behind = behind_production(batch_records(instance), version_b)
     assert sorted(behind) == ["good1.csv", "good2.parquet"]  # the failed batch was never scored
 
     for partition in behind:
         assert score(storage, scored["inbox"], partition, instance).success
-    records = {r["partition"]: r for r in core_records(instance)}
+    records = {r["partition"]: r for r in batch_records(instance)}
     assert {records[p]["model_version"] for p in behind} == {version_b}
-    assert partitions_to_rescore(instance, version_b, everything=False) == []
+    assert behind_production(batch_records(instance), version_b) == []
     table = pd.read_parquet(storage / "scored" / "good1.csv.parquet")
     assert table[PROBABILITY].notna().all()
 
 
-def core_records(instance):
-    from census_assets.assets.batches import batch_records
-
-    return batch_records(instance)
+# ---- census-assets rescore: a request, carried out by the census_rescore sensor --------------------
 
 
-def test_rescore_cli_dry_run_lists_what_is_behind(scored, trained, tmp_path, monkeypatch, capsys):
+class RescoreSensor:
+    """census_rescore evaluated as the daemon would, on `instance`, cursor carried over."""
+
+    def __init__(self, storage, inbox, instance: dg.DagsterInstance):
+        self.instance, self.cursor = instance, None
+        self.definitions = definitions(storage, inbox)
+        self.resources = {
+            "storage": ArtifactStorage(url=str(storage)),
+            "model_registry": self.definitions.resources["model_registry"],
+        }
+
+    def tick(self):
+        with dg.build_sensor_context(
+            cursor=self.cursor,
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            definitions=self.definitions,
+        ) as context:
+            result = census_rescore.evaluate_tick(context)
+        self.cursor = result.cursor
+        return result
+
+
+def test_rescore_request_names_what_it_asks_and_needs_a_production_model(trained, tmp_path):
+    storage = copy_storage(trained, tmp_path / "storage")
+    lines = request_rescore(open_store(str(storage)), everything=False)
+    [written] = list((storage / REQUESTS).iterdir())
+    request = json.loads(written.read_text())
+    assert request["everything"] is False and request["production"] == trained["A"]
+    assert f"request {written.stem}" in lines[0] and f"production {trained['A']}" in lines[0]
+    assert "census_rescore" in lines[1]
+    assert census_rescore.default_status == dg.DefaultSensorStatus.RUNNING
+
+    empty = tmp_path / "empty"
+    with pytest.raises(Exception, match="production") as error:
+        request_rescore(open_store(str(empty)), everything=True)
+    assert isinstance(error.value, OSError)  # a RegistryError: the CLI reports it in one line, status 2
+    assert not (empty / REQUESTS).exists()
+
+
+@pytest.mark.integrity
+def test_rescore_all_is_one_run_per_partition_so_a_key_with_a_comma_fails_alone(trained, holdout, tmp_path):
+    """`rescore --all` with a partition key added by hand that holds a comma: that partition's run
+    is refused, every other partition is re-scored (one `dagster job backfill --partitions a,b`
+    re-scored nothing)."""
+    storage = copy_storage(trained, tmp_path / "storage")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    holdout.head(200).drop(columns="marital_status").to_csv(inbox / "good.csv", index=False)
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    code = census_cli.main(["rescore", "--dry-run", "--storage", str(scored["storage"])])
-    assert code == 0 and "nothing to re-score" in capsys.readouterr().out
-    monkeypatch.delenv("DAGSTER_HOME")
-    assert census_cli.main(["rescore", "--storage", str(scored["storage"])]) == 2
-    assert "set DAGSTER_HOME" in capsys.readouterr().err
+    instance = dg.DagsterInstance.local_temp(tempdir=str(home))
+    assert score(storage, inbox, "good.csv", instance).success  # scored by A
+    instance.add_dynamic_partitions(census_batches.name, ["odd,key"])  # added by hand
+    version_b = promote_b(storage, trained)
+
+    request_rescore(open_store(str(storage)), everything=True)
+    sensor = RescoreSensor(storage, inbox, instance)
+    result = sensor.tick()
+    requests = {r.partition_key: r for r in result.run_requests}
+    assert set(requests) == {"good.csv", "odd,key"}  # one run each
+    assert requests["odd,key"].run_key.endswith("/odd,key")
+    assert requests["good.csv"].tags["census/rescore_to"] == version_b
+
+    job = sensor.definitions.resolve_job_def("score_batches")
+    runs = {
+        key: job.execute_in_process(partition_key=key, tags=request.tags, instance=instance, raise_on_error=False)
+        for key, request in requests.items()
+    }
+    assert runs["good.csv"].success and metadata(runs["good.csv"])["model_version"] == version_b
+    assert not runs["odd,key"].success
+    assert "partition key 'odd,key' is not a safe name" in step_failure_message(runs["odd,key"], "scored_batch")
+
+    again = sensor.tick()  # the request is carried out once
+    assert again.run_requests == [] and "no re-score request waiting" in again.skip_message
+
+
+# ---- one bad inbox entry fails only itself ----------------------------------------------------------
+
+
+def write_good(inbox: Path, holdout: pd.DataFrame) -> Path:
+    inbox.mkdir(parents=True, exist_ok=True)
+    holdout.head(200).drop(columns="marital_status").to_csv(inbox / "good.csv", index=False)
+    return inbox / "good.csv"
+
+
+@pytest.mark.integrity
+def test_a_file_name_that_is_not_utf8_is_refused_alone_and_the_good_file_is_scored(trained, holdout, tmp_path):
+    storage = copy_storage(trained, tmp_path / "storage")
+    good = write_good(tmp_path / "inbox", holdout)
+    bad = os.path.join(os.fsencode(good.parent), b"bad\xff\xfe.csv")
+    with open(bad, "wb") as handle:
+        handle.write(good.read_bytes())
+    sensor = SensorHarness(str(good.parent), storage, tmp_path / "home")
+
+    first = sensor.tick()
+    assert "1 refused (not taken): bad\\xff\\xfe.csv: the file name is not valid UTF-8" in first.skip_message
+    [request] = sensor.scoring_requests(sensor.tick()).values()  # the good file, on the next tick
+    assert request.partition_key == "good.csv" and "bad" not in sensor.cursor
+    result = sensor.run(request)
+    assert result.success and metadata(result)["model_version"] == trained["A"]
+    assert sensor.scoring_requests(sensor.tick()) == {}  # the bad name is never taken
+
+
+@pytest.mark.integrity
+def test_symlinks_are_refused_a_loop_fails_only_itself(trained, holdout, tmp_path):
+    storage = copy_storage(trained, tmp_path / "storage")
+    good = write_good(tmp_path / "inbox", holdout)
+    os.symlink("loop.csv", good.parent / "loop.csv")  # a link to itself
+    outside = tmp_path / "outside.csv"
+    shutil.copy(good, outside)
+    os.symlink(outside, good.parent / "elsewhere.csv")  # scored before: content outside the inbox
+    sensor = SensorHarness(str(good.parent), storage, tmp_path / "home")
+
+    first = sensor.tick()
+    assert "2 refused (not taken): elsewhere.csv: a symbolic link" in first.skip_message
+    assert "loop.csv: a symbolic link" in first.skip_message
+    [request] = sensor.scoring_requests(sensor.tick()).values()
+    assert request.partition_key == "good.csv"
+    assert sensor.run(request).success  # finding the partition's file lists the inbox: the loop is skipped
+    assert sensor.scoring_requests(sensor.tick()) == {}
 
 
 # ---- a real daemon --------------------------------------------------------------------------------
@@ -404,17 +525,6 @@ LATEST_RUN = """query Latest($partition: String!) { assetNodeOrError(assetKey: {
       failureMetadata { description } error { message } } } } } } } }"""
 SUMMARY = """{ assetNodeOrError(assetKey: {path: ["batch_summary"]}) { ... on AssetNode {
   assetMaterializations(limit: 1) { metadataEntries { label ... on FloatMetadataEntry { floatValue } } } } } }"""
-START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
-  __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
-
-
-def wait_for(probe, timeout: float, what: str, deployment):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := probe()) is not None:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"{what} not reached after {timeout:.0f} s\n{deployment.log_tails()}")
 
 
 def partitions_state(deployment, partitions):
@@ -427,20 +537,24 @@ def partitions_state(deployment, partitions):
     return node["assetPartitionStatuses"], versions
 
 
-def test_daemon_scores_dropped_files_and_rescores_after_a_promotion(trained, holdout, tmp_path, monkeypatch, capsys):
-    from census_assets_tests.daemon_support import dagster_daemon_instance
+def latest_run(deployment, partition: str) -> dict | None:
+    return deployment.graphql(LATEST_RUN, {"partition": partition})["assetNodeOrError"]["latestRunForPartition"]
 
+
+def step_failure(run: dict) -> str:
+    [failure] = [e for e in run["eventConnection"]["events"] if e["__typename"] == "ExecutionStepFailureEvent"]
+    return failure["failureMetadata"]["description"]
+
+
+@pytest.mark.slow
+def test_daemon_scores_dropped_files_and_rescores_after_a_promotion(trained, holdout, tmp_path):
     storage = copy_storage(trained, tmp_path / "storage")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     env = environment(storage, inbox, CENSUS_INBOX_INTERVAL_SECONDS="3")
-    with dagster_daemon_instance(
-        tmp_path / "deployment", REPO_ROOT / "dagster.yaml", env, pool_limits={"census_scoring": 2}
-    ) as deployment:
-        selector = {"repositoryLocationName": deployment.location_name, "repositoryName": "__repository__",
-                    "sensorName": "census_inbox"}  # fmt: skip
-        started = deployment.graphql(START_SENSOR, {"selector": selector})["startSensor"]
-        assert started["__typename"] == "Sensor", started
+    with dagster_deployment(tmp_path / "deployment", REPO_DAGSTER_YAML, env) as deployment:
+        details = deployment.log_tails
+        deployment.start_sensor("census_inbox")
         write_batches(inbox, holdout)  # three files dropped in the inbox, one of them bad
         names = ["good1.csv", "good2.parquet", "bad.csv"]
 
@@ -449,37 +563,36 @@ def test_daemon_scores_dropped_files_and_rescores_after_a_promotion(trained, hol
             done = len(statuses.get("materializedPartitions", [])) == 2 and statuses.get("failedPartitions")
             return (statuses, versions) if done else None
 
-        statuses, versions = wait_for(settled, 240, "two scored and one failed partition", deployment)
+        statuses, versions = wait_for(settled, 240, what="two scored and one failed partition", details=details)
         assert sorted(statuses["materializedPartitions"]) == ["good1.csv", "good2.parquet"]
         assert statuses["failedPartitions"] == ["bad.csv"]
         assert {versions[p]["model_version"] for p in ("good1.csv", "good2.parquet")} == {trained["A"]}
         assert versions["good1.csv"]["rows"] == 2000.0
 
-        run = deployment.graphql(LATEST_RUN, {"partition": "bad.csv"})["assetNodeOrError"]["latestRunForPartition"]
-        assert run["status"] == "FAILURE"
-        [failure] = [e for e in run["eventConnection"]["events"] if e["__typename"] == "ExecutionStepFailureEvent"]
-        assert "missing required column(s): occupation" in failure["failureMetadata"]["description"]
+        run = latest_run(deployment, "bad.csv")
+        assert run["status"] == "FAILURE" and "missing required column(s): occupation" in step_failure(run)
 
         def summarised():
             events = deployment.graphql(SUMMARY)["assetNodeOrError"]["assetMaterializations"]
             figures = {e["label"]: e.get("floatValue") for e in events[0]["metadataEntries"]} if events else {}
             return figures if figures.get("batches") == 3.0 else None
 
-        figures = wait_for(summarised, 120, "batch_summary of three batches", deployment)
+        figures = wait_for(summarised, 120, what="batch_summary of three batches", details=details)
         assert figures["batches_scored"] == 2.0 and figures["batches_failed"] == 1.0
 
         version_b = promote_b(storage, trained)
-        # The operator's command, against the deployment's instance and code server.
-        monkeypatch.setenv("DAGSTER_HOME", str(deployment.home))
-        workspace = str(deployment.base / "workspace.yaml")
-        assert census_cli.main(["rescore", "--storage", str(storage), "--workspace", workspace]) == 0
-        assert "re-scoring 2 batch(es)" in capsys.readouterr().out
+        with dg.DagsterInstance.from_config(str(deployment.home)) as instance:  # a key added by hand
+            instance.add_dynamic_partitions(census_batches.name, ["odd,key"])
+        # The operator's request (census-assets rescore --all); census_rescore, on by default, carries it out.
+        request_rescore(open_store(str(storage)), everything=True)
 
         def rescored():
             _, versions = partitions_state(deployment, names[:2])
-            return versions if {v["model_version"] for v in versions.values()} == {version_b} else None
+            odd = latest_run(deployment, "odd,key")
+            done = {v["model_version"] for v in versions.values()} == {version_b} and odd and odd["status"] == "FAILURE"
+            return odd if done else None
 
-        wait_for(rescored, 180, "every scored partition re-scored by B", deployment)
+        odd = wait_for(rescored, 240, what="both scored partitions re-scored by B, odd,key refused", details=details)
+        assert "partition key 'odd,key' is not a safe name" in step_failure(odd)
         published = pd.read_parquet(storage / "scored" / "good2.parquet.parquet")
         assert len(published) == 1500 and np.isfinite(published[PROBABILITY]).all()
-

@@ -6,7 +6,6 @@ The inbox sensor (automation/inbox.py) registers the partitions and requests one
 changed file; the drift check per partition is checks/batches.py. docs/batches.md.
 """
 
-
 import datetime as dt
 import time
 from collections.abc import Sequence

@@ -21,8 +21,11 @@ KEY_HASH_CHARACTERS = 10
 def is_batch_name(name: str) -> bool:
     """A file the inbox sensor takes: a batch suffix, not a temporary (`.`/`_`) name, no folder."""
     lowered = name.lower()
-    return "/" not in name and not name.startswith(TEMPORARY_PREFIXES) and lowered.endswith(SUFFIXES) and (
-        lowered not in SUFFIXES
+    return (
+        "/" not in name
+        and not name.startswith(TEMPORARY_PREFIXES)
+        and lowered.endswith(SUFFIXES)
+        and (lowered not in SUFFIXES)
     )
 
 

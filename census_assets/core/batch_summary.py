@@ -38,9 +38,7 @@ def summary_table(records: Sequence[Mapping], production_version: str | None) ->
             }
         )
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    return table.sort_values(["updated_at", "partition"], ascending=[False, True], kind="stable").reset_index(
-        drop=True
-    )
+    return table.sort_values(["updated_at", "partition"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def behind_production(records: Sequence[Mapping], production_version: str) -> list[str]:

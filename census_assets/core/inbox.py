@@ -114,7 +114,8 @@ class TickPlan:
 
 def describe_refused(refused: Mapping[str, str]) -> str:
     """The refused entries of a listing, each with its reason, for the tick's log and skip reason."""
-    return f"{len(refused)} refused (not taken): " + "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))
+    reasons = "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))
+    return f"{len(refused)} refused (not taken): {reasons}"
 
 
 def plan_tick(

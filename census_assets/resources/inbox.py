@@ -76,7 +76,7 @@ class BatchInbox(dg.ConfigurableResource):
     def find(self, key: str) -> str | None:
         """The name of the inbox file whose partition key is `key` (a listing, no file read)."""
         found, _ = self._entries(self.store())
-        return next((info.name for info in sorted(found, key=lambda i: i.name) if partition_key(info.name) == key), None)
+        return next((name for name in sorted(info.name for info in found) if partition_key(name) == key), None)
 
     def read(self, name: str) -> tuple[bytes, str]:
         """A file's bytes and the fingerprint of exactly those bytes (MissingArtifactError, a
