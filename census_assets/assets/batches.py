@@ -21,6 +21,7 @@ from census_assets.core import batches as core
 from census_assets.core.batch_names import is_safe_key
 from census_assets.core.batch_summary import behind_production, drift_chart_png, summary_table
 from census_assets.core.drift import ReferenceProfile
+from census_assets.core.evaluation import estimated_accuracy
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
 from census_assets.failures import refuse
@@ -82,6 +83,8 @@ def scoring_metadata(frame: pd.DataFrame, report, profile: core.BatchProfile) ->
         "positive_rate": float(frame[PREDICTION].mean()) if scored_rows else 0.0,
         "mean_probability": float(probability.mean()) if scored_rows else 0.0,
         "unseen_category_share": unseen_rows / scored_rows if scored_rows else 0.0,
+        # Before any label arrives: what the scores themselves say of their accuracy (ESTIMATION_ASSUMPTION).
+        "estimated_accuracy": estimated_accuracy(probability) if scored_rows else 0.0,
     }
     if report is not None:
         metadata.update(drift_metadata(report))
@@ -152,15 +155,16 @@ def _utc(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _failure_reason(instance: dg.DagsterInstance, partition: str) -> tuple[str, str]:
-    """(time, reason) of the latest failed attempt at a partition: its run's step failure."""
-    info = instance.get_latest_planned_materialization_info(scored_batch.key, partition)
+def latest_failure(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> tuple[str, str]:
+    """(time, reason) of the latest failed attempt at a partition of a partitioned asset: its run's
+    step failure."""
+    info = instance.get_latest_planned_materialization_info(asset_key, partition)
     if info is None:
         return "", ""
     records = instance.get_records_for_run(info.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     for record in reversed(records):
         data = record.event_log_entry.dagster_event.step_failure_data
-        if record.event_log_entry.step_key == "scored_batch" and data is not None:
+        if record.event_log_entry.step_key == asset_key.path[-1] and data is not None:
             reason = (data.user_failure_data.description if data.user_failure_data else None) or data.error.message
             return _utc(record.timestamp), reason.strip()
     run = instance.get_run_by_id(info.run_id)
@@ -190,7 +194,7 @@ def batch_records(instance: dg.DagsterInstance, partitions: Sequence[str] | None
             record.update({k: v for k, v in metadata.items() if isinstance(v, str | int | float)})
             record.update(status="scored", updated_at=_utc(event.timestamp), run_id=event.run_id)
         if status == dg.AssetPartitionStatus.FAILED:
-            failed_at, reason = _failure_reason(instance, key)
+            failed_at, reason = latest_failure(instance, scored_batch.key, key)
             record.update(status="failed", failure=reason, updated_at=failed_at or record.get("updated_at", ""))
         elif status == dg.AssetPartitionStatus.IN_PROGRESS:
             record["status"] = "in progress"

@@ -10,7 +10,7 @@ from census_assets.core.reporting import chart_png
 
 SUMMARY_COLUMNS = (
     "partition", "status", "model_version", "current", "updated_at", "rows", "scored_rows",
-    "flagged_rows", "positive_rate", "max_psi", "worst_feature", "failure",
+    "flagged_rows", "positive_rate", "estimated_accuracy", "max_psi", "worst_feature", "failure",
 )  # fmt: skip
 
 
@@ -32,6 +32,7 @@ def summary_table(records: Sequence[Mapping], production_version: str | None) ->
                 "scored_rows": float(record.get("scored_rows", np.nan)),
                 "flagged_rows": float(record.get("flagged_rows", np.nan)),
                 "positive_rate": float(record.get("positive_rate", np.nan)),
+                "estimated_accuracy": float(record.get("estimated_accuracy", np.nan)),
                 "max_psi": float(record.get("max_psi", np.nan)),
                 "worst_feature": record.get("worst_feature") or "",
                 "failure": record.get("failure") or "",
