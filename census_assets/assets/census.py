@@ -7,6 +7,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from census_assets.assets.labelled_batches import (
+    labelled_metadata,
+    labelled_training,
+    source_version,
+    with_labelled_rows,
+)
 from census_assets.assets.source import census_source
 from census_assets.assets.specs import spec
 from census_assets.core.cleaning import CleaningError, clean
@@ -18,7 +24,9 @@ from census_assets.core.validation import SourceValidationError, validate_traini
 from census_assets.failures import refuse
 from census_assets.metadata import frame_metadata, markdown_table, png_markdown, table_value
 from census_assets.resources.dask import DaskResource
+from census_assets.resources.evaluation import EvaluationSettings
 from census_assets.resources.source import CensusSource
+from census_assets.resources.storage import ArtifactStorage
 from census_assets.resources.training import TrainingSettings
 from census_assets.sources.common import BUNDLED_VOCABULARY, SourceError, bundled_file
 
@@ -33,10 +41,20 @@ class FeaturesConfig(dg.Config):
 
 # Downstream of the observed source: a new source data version makes raw_census stale in the UI.
 @dg.asset(**spec("raw_census"), deps=[census_source])
-def raw_census(source: CensusSource, training: TrainingSettings) -> dg.Output[pd.DataFrame]:
+def raw_census(
+    context: dg.AssetExecutionContext,
+    source: CensusSource,
+    training: TrainingSettings,
+    evaluation: EvaluationSettings,
+    storage: ArtifactStorage,
+) -> dg.Output[pd.DataFrame]:
     """The US Census Adult table as the source has it, validated against the census schema and
     against what the later steps need (rows left after cleaning, both target classes, enough rows
-    per class for the CV, possible values), so bad data is refused here, before anything is written."""
+    per class for the CV, possible values), so bad data is refused here, before anything is written.
+
+    Plus the labelled batches outside the evaluation window (docs/lifecycle.md): their committed
+    inputs with their true labels. The window is kept out, and the split goes with the table to
+    holdout_metrics. With no labelled batch the table is the source's alone."""
     try:
         # A BigQuery table's last change and row count version the data (before it is read).
         info = source.table_info()
@@ -44,10 +62,21 @@ def raw_census(source: CensusSource, training: TrainingSettings) -> dg.Output[pd
         validate_training_source(table, training.n_splits)
     except (SchemaError, SourceError, SourceValidationError) as error:
         raise refuse(f"{source.uri}: {error}") from error
+    labelled = labelled_training(context.instance, storage.store(), evaluation.evaluation_window_rows)
+    data_version = dg.DataVersion(info.version) if info else None
+    if labelled.any:
+        table = with_labelled_rows(table, labelled)
+        base = info.version if info else source_version(context.instance)
+        data_version = dg.DataVersion(f"{base}+labels:{labelled.revisions()}")
     return dg.Output(
         table,
-        metadata={"source": source.uri, **(info.metadata() if info else {}), **frame_metadata(table)},
-        data_version=dg.DataVersion(info.version) if info else None,
+        metadata={
+            "source": source.uri,
+            **(info.metadata() if info else {}),
+            **labelled_metadata(labelled),
+            **frame_metadata(table),
+        },
+        data_version=data_version,
     )
 
 
