@@ -7,78 +7,22 @@ saved cursors, and a real HTTP server on 127.0.0.1 recording what is POSTed (sta
 webhook and for Slack's Web API). The daemon's own freshness evaluation is in test_freshness.py.
 """
 
-import http.server
-import json
 import logging
-import threading
 import time
 
 import dagster as dg
 import pytest
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
-from census_assets.automation.sensors import (
-    MAX_ALERTS_PER_TICK,
-    census_asset_health_alert,
-    census_run_failure_alert,
-)
+from census_assets.alerts.sensors import MAX_ALERTS_PER_TICK, asset_health_alert_sensor, census_run_failure_alert
 from census_assets.definitions import build_definitions
 from census_assets.resources.notifier import AlertDeliveryError, AlertNotifier
 from census_assets.settings import ALERT_WEBHOOK_URL, SLACK_TOKEN, SettingsError, load_environment
-from census_assets_tests.helpers import failure_context
+from census_assets_tests.harness.runner import failure_context
+from census_assets_tests.harness.webhook import Recorder
 
+census_asset_health_alert = asset_health_alert_sensor()  # as definitions.py builds it, default interval
 pytestmark = pytest.mark.ops
-
-
-class Recorder:
-    """An HTTP server on 127.0.0.1 that records every POST (path, headers, JSON body) and answers as
-    told: "ok" (204; Slack's JSON on /chat.postMessage), "error" (500) or "hang" (no answer)."""
-
-    def __init__(self, mode: str = "ok"):
-        self.mode = mode
-        self.posts: list[dict] = []
-        self.released = threading.Event()
-        recorder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                recorder.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                if recorder.mode == "hang":
-                    recorder.released.wait(30)
-                    return
-                if recorder.mode == "error":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                if self.path.endswith("chat.postMessage"):
-                    answer = json.dumps({"ok": True, "channel": "C1", "ts": "1700000000.000100"}).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-                    return
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        self.api = f"http://127.0.0.1:{self.server.server_port}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def alerts(self) -> list[dict]:
-        return [post["body"] for post in self.posts if post["path"] == "/alerts"]
-
-    def close(self):
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The whole graph through dg.materialize: pass branch, failing gate, gate re-check, bad input."""
+"""The training graph in-process (harness.runner): pass branch, failing gate, gate re-check, bad input."""
 
 import json
 import shutil
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from census_assets.core.features import Vocabulary
-from census_assets_tests.helpers import materialize_census, snapshot, step_failure_message
+from census_assets_tests.harness.runner import TRAINING_CHAIN, run_graph, step_failure_message
 
 ARTIFACTS = {
     "raw_census.parquet",
@@ -22,16 +22,22 @@ ARTIFACTS = {
     "lgbm_model.vocabulary.json",
     "lgbm_model.importance.png",
 }
-ASSETS = ("raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model")
-# Published copies (above), each asset's manifest, the run-scoped files, the pointers, the locks.
-LAYOUT = ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS} | {"runs", "pointers", ".locks"}
+ASSETS = TRAINING_CHAIN
+# Published copies (above), each asset's manifest, the run-scoped files, the pointers, the run
+# leases, the locks.
+LAYOUT = ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS} | {"runs", "pointers", "leases", ".locks"}
+
+
+def snapshot(directory) -> dict:
+    """File name -> bytes of every artifact, to prove a failed run changed nothing."""
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
 
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     """One passing run of the whole graph; tests copy its storage before changing anything."""
     storage = tmp_path_factory.mktemp("good") / "storage"
-    result = materialize_census({"CENSUS_STORAGE_URL": str(storage)})
+    result = run_graph({"CENSUS_STORAGE_URL": str(storage)}, selection=TRAINING_CHAIN)
     return result, storage
 
 
@@ -51,6 +57,7 @@ def test_pass_branch_materialises_everything(good_run):
     assert run_dir.name == result.run_id
     assert {p.name for p in run_dir.iterdir()} == ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS}
     assert {p.name for p in (storage / "pointers").iterdir()} == {f"{asset}.json" for asset in ASSETS}
+    assert [p.name for p in (storage / "leases").iterdir()] == [f"{result.run_id}.json"]  # the run's own
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"}
     [check] = result.get_asset_check_evaluations()
@@ -98,8 +105,8 @@ def test_metadata_describes_each_asset(good_run):
 
 def test_failing_gate_keeps_the_previous_model(previous_storage):
     before = snapshot(previous_storage)
-    result = materialize_census(
-        {"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_ACCURACY_THRESHOLD": "0.99"}
+    result = run_graph(
+        {"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_ACCURACY_THRESHOLD": "0.99"}, selection=TRAINING_CHAIN
     )
     assert not result.success
     [check] = result.get_asset_check_evaluations()
@@ -116,9 +123,9 @@ def test_failing_gate_keeps_the_previous_model(previous_storage):
 
 def test_model_alone_refuses_a_stored_accuracy_below_threshold(previous_storage):
     before = snapshot(previous_storage)
-    result = materialize_census(
+    result = run_graph(
         {"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_ACCURACY_THRESHOLD": "0.99"},
-        selection=[dg.AssetKey("lgbm_model")],
+        selection=["lgbm_model"],
     )
     assert not result.success
     message = step_failure_message(result, "lgbm_model")
@@ -149,7 +156,7 @@ def test_bad_input_fails_at_raw_census_and_overwrites_nothing(
 ):
     before = snapshot(previous_storage)
     source = write_source(tmp_path, break_source(bundled_raw.head(200)))
-    result = materialize_census({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": source})
+    result = run_graph({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": source}, selection=TRAINING_CHAIN)
     assert not result.success
     message = step_failure_message(result, "raw_census")
     assert expected in message and source in message
@@ -159,14 +166,16 @@ def test_bad_input_fails_at_raw_census_and_overwrites_nothing(
 def test_all_na_source_is_refused_at_raw_census(previous_storage, bundled_raw, tmp_path):
     before = snapshot(previous_storage)
     source = write_source(tmp_path, bundled_raw.head(20).assign(occupation=None), "na.parquet")
-    result = materialize_census({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": source})
+    result = run_graph({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": source}, selection=TRAINING_CHAIN)
     assert "cleaning would drop all 20 rows (missing: occupation" in step_failure_message(result, "raw_census")
     assert snapshot(previous_storage) == before  # refused before anything was committed
 
 
 def test_missing_source_file_is_named(previous_storage, tmp_path):
     missing = str(tmp_path / "nowhere.parquet")
-    result = materialize_census({"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": missing})
+    result = run_graph(
+        {"CENSUS_STORAGE_URL": str(previous_storage), "CENSUS_SOURCE": missing}, selection=TRAINING_CHAIN
+    )
     assert f"source file not found: {missing}" in step_failure_message(result, "raw_census")
 
 
@@ -174,9 +183,9 @@ def test_unseen_category_is_counted_in_feature_metadata(bundled_raw, tmp_path):
     batch = bundled_raw.head(300).copy()
     batch.loc[:9, "occupation"] = " Astronaut"
     source = write_source(tmp_path, batch, "unseen.parquet")
-    result = materialize_census(
+    result = run_graph(
         {"CENSUS_STORAGE_URL": str(tmp_path / "storage"), "CENSUS_SOURCE": source},
-        selection=[dg.AssetKey("raw_census"), dg.AssetKey("clean_census"), dg.AssetKey("features")],
+        selection=["raw_census", "clean_census", "features"],
     )
     assert result.success
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["features"]]
@@ -187,16 +196,10 @@ def test_unseen_category_is_counted_in_feature_metadata(bundled_raw, tmp_path):
 
 
 def features_run(tmp_path, source: str, vocabulary: str) -> dg.ExecuteInProcessResult:
-    from census_assets.assets.census import clean_census, features, raw_census
-    from census_assets.definitions import build_resources
-    from census_assets.settings import load_environment
-
-    environment = load_environment({"CENSUS_STORAGE_URL": str(tmp_path / "storage"), "CENSUS_SOURCE": source})
-    return dg.materialize(
-        [raw_census, clean_census, features],
-        resources=build_resources(environment),
+    return run_graph(
+        {"CENSUS_STORAGE_URL": str(tmp_path / "storage"), "CENSUS_SOURCE": source},
+        selection=["raw_census", "clean_census", "features"],
         run_config={"ops": {"features": {"config": {"vocabulary": vocabulary}}}},
-        raise_on_error=False,
     )
 
 

@@ -1,9 +1,9 @@
 """The census compute on a real (local, multi-process) Dask cluster. Run alone: pytest -m dask."""
 
+import json
 import os
 import signal
 import threading
-import time
 
 import distributed
 import lightgbm as lgb
@@ -24,6 +24,8 @@ from census_assets.distributed import (
     lightgbm_machines,
     read_partitioned,
 )
+from census_assets_tests.harness.runner import TRAINING_CHAIN, run_graph
+from census_assets_tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.dask
 
@@ -142,10 +144,6 @@ def test_dask_lightgbm_on_four_partitions_matches_local_accuracy(cluster, census
 
 
 def test_whole_graph_materialises_with_the_dask_resource(cluster, tmp_path):
-    import json
-
-    from census_assets_tests.helpers import materialize_census
-
     dask_cluster, client = cluster
     two_workers(client)
     storage = tmp_path / "storage"
@@ -154,7 +152,7 @@ def test_whole_graph_materialises_with_the_dask_resource(cluster, tmp_path):
         "CENSUS_DASK_ADDRESS": dask_cluster.scheduler_address,
         "CENSUS_DASK_FIT_MIN_ROWS": "1",  # the final model trains with DaskLGBMClassifier too
     }
-    result = materialize_census(env)
+    result = run_graph(env, selection=TRAINING_CHAIN)
     assert result.success
     meta = {
         event.asset_key.to_user_string(): event.materialization.metadata
@@ -180,13 +178,12 @@ def test_cv_survives_a_worker_killed_mid_run(cluster, census):
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=cross_validate_on(client, X, y, protocol)))
     runner.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
+
+    def worker_running_a_fold():
         busy = [w for w, keys in client.processing().items() if any("score_fold" in str(k) for k in keys)]
-        victim = busy[0] if busy and busy[0] in pids else None
-        time.sleep(0.05)
-    assert victim is not None, "no fold task started"
+        return busy[0] if busy and busy[0] in pids else None
+
+    victim = wait_for(worker_running_a_fold, 60, what="a fold task started", interval=0.05)
     os.kill(pids[victim], signal.SIGKILL)
     assert runner.is_alive()  # the CV was still running when its worker died
     runner.join(timeout=120)

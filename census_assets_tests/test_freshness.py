@@ -7,7 +7,7 @@ to the event log as a FRESHNESS_STATE_CHANGE event, which the UI's asset health
 (`freshnessStatusInfo`) and the census_asset_health_alert sensor read.
 
 The daemon test runs one real deployment (code server, webserver, daemon on a temporary
-DAGSTER_HOME, census_assets_tests/daemon_support.py) with 60 s / 68 s windows, Dagster's minimum
+DAGSTER_HOME, census_assets_tests/harness/dagster.py) with 60 s / 68 s windows, Dagster's minimum
 being one minute. lgbm_model is given one materialization stored as if made 52 s earlier (the
 evaluation compares the last materialization's timestamp with the clock, so this is the state
 52 s after a real one, without waiting for it), then left alone: the daemon turns it from PASS to
@@ -21,9 +21,11 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from census_assets.definitions import build_definitions, model_freshness_policy
+from census_assets.definitions import build_definitions
 from census_assets.settings import SettingsError, load_environment
-from census_assets_tests.test_alerts import Recorder
+from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML
+from census_assets_tests.harness.waiting import wait_for
+from census_assets_tests.harness.webhook import Recorder
 
 pytestmark = pytest.mark.ops
 
@@ -46,7 +48,9 @@ def test_model_policy_windows_come_from_the_environment():
     policy = policy_of({"CENSUS_FRESHNESS_WARN_HOURS": "36", "CENSUS_FRESHNESS_FAIL_HOURS": "72.5"})
     assert policy.warn_window.to_timedelta() == timedelta(hours=36)
     assert policy.fail_window.to_timedelta() == timedelta(hours=72, minutes=30)
-    assert model_freshness_policy(load_environment({})) == policy_of({})
+    assert policy == dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=72, minutes=30), warn_window=timedelta(hours=36)
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +73,6 @@ def test_bad_windows_fail_at_load_with_the_variable_name(env, message):
 
 WARN_SECONDS, FAIL_SECONDS, MATERIALISED_AGO = 60, 68, 52
 ALERT_INTERVAL = 2
-LOCATION = "census_assets"
 ALERT_SENSOR = "census_asset_health_alert"
 
 
@@ -84,19 +87,13 @@ FRESHNESS = """query Freshness($key: AssetKeyInput!) {
   }
   instance { freshnessEvaluationEnabled daemonHealth { allDaemonStatuses { daemonType healthy } } }
 }"""
-SENSOR_TICKS = """query Ticks($selector: SensorSelector!) {
-  sensorOrError(sensorSelector: $selector) { __typename
-    ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor lastTickTimestamp } } } } } }"""
 NOTIFIER = """query Notifier($selector: ResourceSelector!) {
   topLevelResourceDetailsOrError(resourceSelector: $selector) { __typename
     ... on ResourceDetails { configuredValues { key value type } } } }"""
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    from census_assets_tests import daemon_support
-    from census_assets_tests.ui_support import REPO_ROOT
-
+def deployment(tmp_path_factory, start_dagster):
     base = tmp_path_factory.mktemp("freshness")
     hook = Recorder()
     env = {
@@ -108,27 +105,11 @@ def deployment(tmp_path_factory):
         "FRESHNESS_DAEMON_INTERVAL_SECONDS": "1",  # read by the daemon's FreshnessDaemon (default 30)
     }
     try:
-        with daemon_support.dagster_daemon_instance(base, REPO_ROOT / "dagster.yaml", env) as running:
+        with start_dagster(base, REPO_DAGSTER_YAML, env) as running:
             running.hook = hook
             yield running
     finally:
         hook.close()
-
-
-def wait_for(what: str, condition, timeout: float = 60, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"no {what} after {timeout:.0f} s")
-
-
-def sensor_state(deployment, name: str) -> dict:
-    """The sensor's saved state: lastCursor and lastTickTimestamp (None before its first tick)."""
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "sensorName": name}
-    sensor = deployment.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]
-    return sensor["sensorState"]["typeSpecificData"] or {}
 
 
 def freshness_changes(instance) -> list[tuple[str, str]]:
@@ -151,7 +132,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         "__typename": "TimeWindowFreshnessPolicy", "failWindowSeconds": FAIL_SECONDS, "warnWindowSeconds": WARN_SECONDS,
     }  # fmt: skip
     # The alert sensor (on by default) has had its first tick, so it watches from before what follows.
-    wait_for("first alert-sensor tick", lambda: sensor_state(deployment, ALERT_SENSOR).get("lastCursor"))
+    wait_for(lambda: deployment.sensor_state(ALERT_SENSOR).get("lastCursor"), 60, what="first alert-sensor tick")
 
     instance = dg.DagsterInstance.from_config(str(deployment.home))
     try:
@@ -176,7 +157,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
                 seen.append(info["freshnessStatus"])
             return info if info["freshnessStatus"] == "DEGRADED" else None
 
-        info = wait_for("DEGRADED freshness in the UI", status, timeout=FAIL_SECONDS)
+        info = wait_for(status, FAIL_SECONDS, what="DEGRADED freshness in the UI")
         failed_after = time.time() - materialised_at
         # The UI's asset health: HEALTHY (PASS) -> WARNING (WARN) -> DEGRADED (FAIL).
         assert [s for s in seen if s in ("HEALTHY", "WARNING", "DEGRADED")] == ["HEALTHY", "WARNING", "DEGRADED"]
@@ -191,7 +172,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         def freshness_alerts():
             return [a for a in deployment.hook.alerts if a.get("kind") == "freshness"]
 
-        wait_for("freshness FAIL alert", lambda: any(a["state"] == "FAIL" for a in freshness_alerts()), timeout=30)
+        wait_for(lambda: any(a["state"] == "FAIL" for a in freshness_alerts()), 30, what="freshness FAIL alert")
         [warn, fail] = freshness_alerts()
         assert (warn["state"], warn["severity"], fail["state"], fail["severity"]) == ("WARN", "WARN", "FAIL", "ERROR")
         assert fail["asset"] == "lgbm_model" and fail["fail_window_hours"] == round(FAIL_SECONDS / 3600, 4)
@@ -206,9 +187,9 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         )
         fail_id = max(id_ for id_, entry in events.items() if entry.dagster_event.event_specific_data.key == MODEL)
         wait_for(
-            "the alert sensor's cursor past the FAIL event",
-            lambda: int(sensor_state(deployment, ALERT_SENSOR).get("lastCursor") or 0) >= fail_id,
-            timeout=30,
+            lambda: int(deployment.sensor_state(ALERT_SENSOR).get("lastCursor") or 0) >= fail_id,
+            30,
+            what="the alert sensor's cursor past the FAIL event",
         )
         deployment.daemon.stop()  # the daemon alone: the webserver and code server stay up
         instance.report_runless_asset_event(
@@ -222,7 +203,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
         def check_alerts():
             return [a for a in deployment.hook.alerts if a.get("check") == "reported_while_down"]
 
-        wait_for("the alert of the check reported while the daemon was down", check_alerts, timeout=60)
+        wait_for(check_alerts, 60, what="the alert of the check reported while the daemon was down")
         time.sleep(ALERT_INTERVAL * 2)
         assert len(check_alerts()) == 1 and len(freshness_alerts()) == 2
     finally:
@@ -230,7 +211,7 @@ def test_daemon_turns_an_unrefreshed_model_from_fresh_to_failing_and_alerts_once
 
 
 def test_notifier_secrets_show_as_env_var_names_in_the_ui(deployment):
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "resourceName": "notifier"}
+    selector = {**deployment.selector(), "resourceName": "notifier"}
     details = deployment.graphql(NOTIFIER, {"selector": selector})["topLevelResourceDetailsOrError"]
     values = {v["key"]: (v["type"], v["value"]) for v in details["configuredValues"]}
     assert values["webhook_url"] == ("ENV_VAR", "CENSUS_ALERT_WEBHOOK_URL")

@@ -1,5 +1,5 @@
 """Google Cloud for real, against emulators on loopback: a BigQuery source, GCS artifacts, the
-BigQuery feature table, GCS faults and bad input. Emulators and their quirks: gcp_emulators.py."""
+BigQuery feature table, GCS faults and bad input. Emulators and their quirks: harness/emulators.py."""
 
 import base64
 import json
@@ -12,17 +12,23 @@ import pandas as pd
 import pytest
 from google.cloud import bigquery, storage
 
-from census_assets.artifacts import ArtifactStore, service_account_info
-from census_assets.assets.census import TRAINING_ASSETS
-from census_assets.assets.feature_table import feature_table, warehouse_column_names
-from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
-from census_assets.checks.training import cv_accuracy_meets_threshold
-from census_assets.core.registry import MANIFEST, POINTER
-from census_assets.definitions import LIFECYCLE_ASSETS, build_definitions, build_resources
+from census_assets.assets.feature_table import warehouse_column_names
+from census_assets.definitions import build_definitions, build_resources
 from census_assets.resources.source import CensusSource
 from census_assets.settings import GCP_DEFAULT_SOURCE, SettingsError, load_environment
 from census_assets.sources.bigquery import BigQueryNameError, parse_table_uri
-from census_assets_tests.gcp_emulators import BQ_PROJECT
+from census_assets.storage.errors import PermanentStorageError
+from census_assets.storage.gcp import service_account_info
+from census_assets.storage.objects import open_store
+from census_assets.storage.registry import MANIFEST, POINTER
+from census_assets_tests.harness.emulators import BQ_PROJECT
+from census_assets_tests.harness.runner import (
+    TRAINING_CHAIN,
+    failure_messages,
+    materialized,
+    run_graph,
+    step_failure_message,
+)
 
 pytestmark = pytest.mark.gcp
 
@@ -40,36 +46,9 @@ READ_OPTIONS = {"token": "anon", "skip_instance_cache": True}
 ARTIFACTS = ["raw_census.parquet", "clean_census.parquet", "features.parquet", "cv_accuracy.json", "lgbm_model.txt"]
 
 
-CENSUS_GRAPH = [*TRAINING_ASSETS, feature_table, cv_accuracy_meets_threshold]
-# The whole code location: training, the feature table, and the model's lifecycle (registry on GCS).
-WHOLE_GRAPH = [*CENSUS_GRAPH, *LIFECYCLE_ASSETS, *LIFECYCLE_CHECKS]
-
-
-def run(env: dict, selection=None, graph=CENSUS_GRAPH) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        graph,
-        resources=build_resources(load_environment(env)),
-        selection=selection,
-        raise_on_error=False,
-    )
-
-
-def failure_text(result, step_key: str) -> str:
-    """A failed step's description and its whole error chain (IO manager errors are wrapped)."""
-    for event in result.all_events:
-        if event.is_step_failure and event.step_key == step_key:
-            data = event.step_failure_data
-            parts = [data.user_failure_data.description if data.user_failure_data else ""]
-            error = data.error
-            while error is not None:
-                parts.append(error.message)
-                error = error.cause
-            return "\n".join(p for p in parts if p)
-    raise AssertionError(f"step {step_key} did not fail")
-
-
-def materialized(result) -> set[str]:
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+CENSUS_GRAPH = [*TRAINING_CHAIN, "feature_table"]
+# With the model's lifecycle (the registry on GCS); no batch scoring.
+WHOLE_GRAPH = [*CENSUS_GRAPH, "holdout_metrics", "drift", "production_model", "scored_census"]
 
 
 def gcs_files() -> gcsfs.GCSFileSystem:
@@ -98,27 +77,27 @@ def public_table(bigquery_client, bundled_raw):
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
+    """The same graph on the bundled table in a local folder: what the GCS run must match."""
     storage_dir = tmp_path_factory.mktemp("local") / "storage"
-    result = run({"CENSUS_STORAGE_URL": str(storage_dir)})
-    assert result.success
-    return result, storage_dir
+    return run_graph({"CENSUS_STORAGE_URL": str(storage_dir)}, selection=CENSUS_GRAPH), storage_dir
 
 
 @pytest.fixture(scope="module")
 def gcp_run(public_table, bucket):
-    return run(GCP_ENV, graph=WHOLE_GRAPH)
+    return run_graph(GCP_ENV, selection=WHOLE_GRAPH)
 
 
 def test_local_deployment_skips_the_feature_table(local_run):
     result, _ = local_run
+    assert result.success, failure_messages(result)
     assert "feature_table" not in materialized(result)
     assert "lgbm_model" in materialized(result)
     assert not any(e.is_step_failure for e in result.all_events)
 
 
 def test_gcp_run_materialises_everything_from_bigquery(gcp_run, bigquery_client):
-    assert gcp_run.success, failure_text(gcp_run, "raw_census")
-    assert materialized(gcp_run) == {
+    assert gcp_run.success, failure_messages(gcp_run)
+    assert set(materialized(gcp_run)) == {
         "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table",
         "holdout_metrics", "drift", "production_model", "scored_census",
     }  # fmt: skip
@@ -173,7 +152,7 @@ def test_gcs_503s_are_retried_and_the_run_completes(bucket, fault_proxy, monkeyp
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", fault_proxy.url)
     fault_proxy.failed, fault_proxy.fail_next = 0, 3
     env = {"CENSUS_STORAGE_URL": f"gs://{BUCKET}/faults", "CENSUS_GCS_RETRY_DEADLINE": "10"}
-    result = run(env, selection=["raw_census", "clean_census"])
+    result = run_graph(env, selection=["raw_census", "clean_census"])
     assert result.success
     assert fault_proxy.failed == 3 and fault_proxy.fail_next == 0
     # Retried inside the write, not by re-running the step.
@@ -184,12 +163,12 @@ def test_gcs_503s_are_retried_and_the_run_completes(bucket, fault_proxy, monkeyp
 @pytest.mark.parametrize("status", [429, 500, 502, 504])
 def test_other_transient_statuses_are_retried(bucket, fault_proxy, monkeypatch, status):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", fault_proxy.url)
-    store = ArtifactStore(f"gs://{BUCKET}/statuses", retry_deadline=10)
+    store = open_store(f"gs://{BUCKET}/statuses", retry_deadline=10)
     fault_proxy.failed, fault_proxy.fail_next, fault_proxy.fail_status = 0, 2, status
     try:
-        store.write_bytes(f"{status}.json", b"{}")
+        store.write(f"{status}.json", b"{}")
         fault_proxy.fail_next = 2
-        assert store.read_bytes(f"{status}.json") == b"{}"
+        assert store.read(f"{status}.json") == b"{}"
     finally:
         fault_proxy.fail_status = 503
     assert fault_proxy.failed == 4
@@ -197,7 +176,7 @@ def test_other_transient_statuses_are_retried(bucket, fault_proxy, monkeypatch, 
 
 def test_gcs_outage_beyond_the_retry_budget_fails_clearly_and_keeps_objects(bucket, fault_proxy, monkeypatch):
     env = {"CENSUS_STORAGE_URL": f"gs://{BUCKET}/outage", "CENSUS_GCS_RETRY_DEADLINE": "1"}
-    assert run(env, selection=["raw_census"]).success
+    assert run_graph(env, selection=["raw_census"]).success
     blob = bucket.blob("outage/raw_census.parquet")
     blob.reload()
     before = (blob.generation, blob.md5_hash)
@@ -206,11 +185,11 @@ def test_gcs_outage_beyond_the_retry_budget_fails_clearly_and_keeps_objects(buck
     fault_proxy.down = True
     started = time.monotonic()
     try:
-        result = run(env, selection=["raw_census"])
+        result = run_graph(env, selection=["raw_census"])
     finally:
         fault_proxy.down = False
     assert not result.success
-    message = failure_text(result, "raw_census")
+    message = step_failure_message(result, "raw_census")
     assert "GCS unavailable" in message and "CENSUS_GCS_RETRY_DEADLINE" in message and "503" in message
     assert fault_proxy.failed >= 2 and time.monotonic() - started < 60
     blob.reload()
@@ -221,9 +200,9 @@ def test_source_table_missing_a_column_fails_naming_it(bigquery_client, bundled_
     bigquery_client.create_dataset(f"{BQ_PROJECT}.bad_inputs", exists_ok=True)
     name = f"{BQ_PROJECT}.bad_inputs.no_education"
     bigquery_client.load_table_from_dataframe(bundled_raw.drop(columns="education").head(100), name).result()
-    result = run({"CENSUS_SOURCE": f"bq://{name}", "CENSUS_STORAGE_URL": str(tmp_path)}, selection=["raw_census"])
+    result = run_graph({"CENSUS_SOURCE": f"bq://{name}", "CENSUS_STORAGE_URL": str(tmp_path)}, selection=["raw_census"])
     assert not result.success
-    assert "missing required column(s): education" in failure_text(result, "raw_census")
+    assert "missing required column(s): education" in step_failure_message(result, "raw_census")
     assert not list(tmp_path.iterdir())
 
 
@@ -241,16 +220,16 @@ def test_source_fingerprint_follows_the_bigquery_table(bigquery_client, bundled_
 
 def test_table_name_with_injection_characters_is_refused(bigquery_client, public_table, tmp_path):
     source = f"bq://{BQ_PROJECT}.bad_inputs.t`; DROP TABLE `{public_table}`; --"
-    result = run({"CENSUS_SOURCE": source, "CENSUS_STORAGE_URL": str(tmp_path)}, selection=["raw_census"])
+    result = run_graph({"CENSUS_SOURCE": source, "CENSUS_STORAGE_URL": str(tmp_path)}, selection=["raw_census"])
     assert not result.success
-    assert "is not a valid BigQuery identifier" in failure_text(result, "raw_census")
+    assert "is not a valid BigQuery identifier" in step_failure_message(result, "raw_census")
     assert bigquery_client.get_table(public_table).num_rows == 32561
 
 
 def test_missing_bucket_fails_clearly_without_creating_it(gcs_emulator):
-    result = run({"CENSUS_STORAGE_URL": "gs://no-such-bucket/census"}, selection=["raw_census"])
+    result = run_graph({"CENSUS_STORAGE_URL": "gs://no-such-bucket/census"}, selection=["raw_census"])
     assert not result.success
-    assert "GCS bucket 'no-such-bucket' does not exist" in failure_text(result, "raw_census")
+    assert "GCS bucket 'no-such-bucket' does not exist" in step_failure_message(result, "raw_census")
     assert sum(e.is_step_failure for e in result.all_events) == 1  # not retried
     assert storage.Client().lookup_bucket("no-such-bucket") is None
 
@@ -294,15 +273,15 @@ def test_a_service_account_key_from_an_env_var_is_used_for_gcs(bucket, token_end
     env = {"CENSUS_STORAGE_URL": f"gs://{BUCKET}/keyed", "GCP_CREDENTIALS": key}
     resources = build_resources(load_environment(env))
     # Wired as an EnvVar: resolved when a step runs, shown in the UI by name only.
-    assert isinstance(resources["io_manager"].gcp_credentials, dg.EnvVar)
+    assert isinstance(resources["io_manager"].storage.gcp_credentials, dg.EnvVar)
     assert isinstance(resources["source"].gcp_credentials, dg.EnvVar)
-    assert run(env, selection=["raw_census"]).success
+    assert run_graph(env, selection=["raw_census"]).success
     assert token_endpoint.grants >= 1
     assert bucket.blob("keyed/raw_census.parquet").exists()
 
 
 def test_a_malformed_key_is_named():
-    with pytest.raises(ValueError, match="GCP_CREDENTIALS is not a base64-encoded service-account JSON key"):
+    with pytest.raises(PermanentStorageError, match="GCP_CREDENTIALS is not a base64-encoded service-account JSON key"):
         service_account_info("not base64 at all")
 
 

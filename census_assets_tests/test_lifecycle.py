@@ -1,17 +1,12 @@
 """The model's life after training, through the real graph: promotion, rollback, drift, scoring,
 automation and alerts. Run alone with `python -m pytest -m lifecycle`.
 
-One module-scoped history of pipeline runs (in-process `dg.materialize`, CV cut to one repeat of
+One module-scoped history of pipeline runs (in-process, harness.runner, CV cut to one repeat of
 5 folds for speed) serves most tests; tests that change the storage work on copies of it.
 """
 
-import http.server
-import json
 import shutil
 import subprocess
-import sys
-import threading
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -19,60 +14,63 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.artifacts import ArtifactKey, ArtifactStore, load_model_version, load_published
 from census_assets.assets.specs import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import census_run_failure_alert, census_source_changed
 from census_assets.core.features import split_target
-from census_assets.core.registry import Registry
+from census_assets.core.promotion import model_version
 from census_assets.core.scoring import PROBABILITY, score
 from census_assets.core.training import TrainedModel
 from census_assets.definitions import build_definitions
-from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.notifier import AlertNotifier
 from census_assets.resources.source import CensusSource
-from census_assets.resources.training import TrainingSettings
 from census_assets.settings import load_environment
-from census_assets_tests.helpers import failure_context, step_failure_message
+from census_assets.storage.codecs import codec_for
+from census_assets.storage.commits import ArtifactKey, load_committed, load_published
+from census_assets.storage.objects import open_store
+from census_assets.storage.registry import Registry
+from census_assets_tests.harness.processes import console_command
+from census_assets_tests.harness.runner import (
+    ONE_CV_REPEAT,
+    check_evaluations,
+    failure_context,
+    materialized,
+    run_graph,
+    step_failure_message,
+)
+from census_assets_tests.harness.webhook import Recorder
 
 pytestmark = pytest.mark.lifecycle
 
 REGISTRY_PATHS = ("models", "promotions", "production.json")
 
 
+def environment(storage, source="bundled", threshold=0.8) -> dict:
+    return {
+        "CENSUS_STORAGE_URL": str(storage),
+        "CENSUS_SOURCE": str(source),
+        "CENSUS_ACCURACY_THRESHOLD": str(threshold),
+    }
+
+
 def definitions(storage, source="bundled", threshold=0.8) -> dg.Definitions:
-    return build_definitions(
-        load_environment(
-            {
-                "CENSUS_STORAGE_URL": str(storage),
-                "CENSUS_SOURCE": str(source),
-                "CENSUS_ACCURACY_THRESHOLD": str(threshold),
-            }
-        )
-    )
+    return build_definitions(load_environment(environment(storage, source, threshold)))
 
 
 def run(storage, source="bundled", threshold=0.8, tolerance=0.0, instance=None, selection=None):
-    """The whole graph (or `selection`), as the census_pipeline job runs it, in this process."""
-    defs = definitions(storage, source, threshold)
-    resources = {
-        **defs.resources,
-        # One repeat of the 5-fold CV: the same protocol, a third of the fits.
-        "training": TrainingSettings(accuracy_threshold=threshold, n_repeats=1),
-        "lifecycle": LifecycleSettings(champion_tolerance=tolerance),
-    }
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        resources=resources,
-        instance=instance,
+    """The whole graph (or `selection`) in this process, on one repeat of the CV."""
+    return run_graph(
+        environment(storage, source, threshold),
         selection=selection,
-        raise_on_error=False,
+        instance=instance,
+        training=ONE_CV_REPEAT,
+        lifecycle={"champion_tolerance": tolerance},
     )
 
 
 def registry(storage) -> Registry:
-    return Registry(ArtifactStore(str(storage)))
+    return Registry(open_store(str(storage)))
 
 
 def registry_snapshot(storage) -> dict:
@@ -85,26 +83,15 @@ def registry_snapshot(storage) -> dict:
     return files
 
 
-def checks(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
-def materialized(result, asset: str) -> dict | None:
-    events = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in events[0].metadata.items()} if events else None
-
-
 def copy_storage(source, target):
     shutil.copytree(source, target)
     return target
 
 
-# The console script pip installed beside this interpreter (not whatever PATH finds first).
-CONSOLE_SCRIPT = Path(sys.executable).parent / "census-assets"
-
-
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    """`census-assets ...` in a process of its own, as a user runs it."""
+    command = console_command("census-assets", "census_assets.cli")
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
 
 
 def shuffled_ages(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -153,7 +140,7 @@ def lineage(tmp_path_factory, sources):
 def test_first_model_is_promoted(lineage):
     result = lineage["A"]
     assert result.success
-    assert checks(result)["challenger_beats_champion"].passed
+    assert check_evaluations(result)["challenger_beats_champion"].passed
     history = registry(lineage["after_B"]).history()
     assert history[0]["action"] == "promote" and history[0]["version"] == lineage["version_A"]
     assert history[0]["previous_version"] is None
@@ -167,7 +154,7 @@ def test_better_model_is_promoted_with_history_in_metadata(lineage):
     assert pointer["previous_version"] == lineage["version_A"]
     assert pointer["metrics"]["cv_accuracy"] > 0.82
     assert pointer["run_id"] == result.run_id
-    meta = materialized(result, "production_model")
+    meta = materialized(result)["production_model"]
     assert meta["version"] == lineage["version_B"] and meta["promotions"] == 2
     assert lineage["version_A"] in meta["promotion_history"]
     # The version directory holds the model in open formats, the drift reference and a manifest.
@@ -180,11 +167,11 @@ def test_better_model_is_promoted_with_history_in_metadata(lineage):
 
 def test_worse_model_is_not_promoted_and_nothing_changes(lineage):
     result = lineage["C"]
-    check = checks(result)["challenger_beats_champion"]
+    check = check_evaluations(result)["challenger_beats_champion"]
     assert not check.passed and "CV accuracy" in check.description and "<" in check.description
     assert not result.success  # a failed blocking check fails the run: the alert sensor sees it
-    assert materialized(result, "lgbm_model") is not None  # training itself went ahead
-    assert materialized(result, "production_model") is None
+    assert "lgbm_model" in materialized(result)  # training itself went ahead
+    assert "production_model" not in materialized(result)
     assert registry_snapshot(lineage["storage"]) == lineage["before_C"]
     assert registry(lineage["storage"]).production()["version"] == lineage["version_B"]
 
@@ -199,7 +186,7 @@ def test_production_model_alone_refuses_the_worse_model(lineage):
 
 
 def test_holdout_metrics_overall_and_per_group(lineage):
-    meta = materialized(lineage["B"], "holdout_metrics")
+    meta = materialized(lineage["B"])["holdout_metrics"]
     assert abs(meta["accuracy"] - meta["cv_accuracy"]) < 0.02  # near the CV accuracy
     assert 0.85 < meta["roc_auc"] < 1 and 0 < meta["log_loss"] < 0.6
     cells = ("true_negative", "false_positive", "false_negative", "true_positive")
@@ -211,10 +198,10 @@ def test_holdout_metrics_overall_and_per_group(lineage):
 
 
 def test_scored_census_scores_every_held_out_row(lineage):
-    meta = materialized(lineage["B"], "scored_census")
+    meta = materialized(lineage["B"])["scored_census"]
     assert meta["model_version"] == lineage["version_B"]
     assert meta["scored_rows"] == 16281 and meta["flagged_rows"] == 0
-    assert abs(meta["accuracy_vs_label"] - materialized(lineage["B"], "holdout_metrics")["accuracy"]) < 0.001
+    assert abs(meta["accuracy_vs_label"] - materialized(lineage["B"])["holdout_metrics"]["accuracy"]) < 0.001
 
 
 def test_predict_has_no_train_serve_skew(lineage, bundled_raw, tmp_path):
@@ -230,7 +217,7 @@ def test_predict_has_no_train_serve_skew(lineage, bundled_raw, tmp_path):
     assert list(scored.columns[: len(bundled_raw.columns)]) == list(bundled_raw.columns)
 
     # The pipeline's own artifacts: features.parquet and the model lgbm_model.txt of run B.
-    model = load_published(ArtifactStore(str(storage)), ArtifactKey("lgbm_model"), TrainedModel)
+    model = load_published(open_store(str(storage)), ArtifactKey("lgbm_model"), codec_for(TrainedModel))
     X, _ = split_target(pd.read_parquet(storage / "features.parquet"))
     kept = bundled_raw.dropna().drop_duplicates().index  # the rows training kept, in order
     assert np.array_equal(scored[PROBABILITY].to_numpy()[kept], model.predict_proba(X))
@@ -265,7 +252,7 @@ def test_rollback_moves_only_the_pointer_and_predict_follows(lineage, bundled_ra
     expected = {
         v: score(bundled_raw.head(200), m.predict_proba, m.vocabulary).frame[PROBABILITY].to_numpy()
         for v in (version_a, version_b)
-        if (m := load_model_version(reg, v))
+        if (m := reg.load(v))
     }
     got = pd.read_csv(output)[PROBABILITY].to_numpy()
     assert np.allclose(got, expected[version_a], rtol=0, atol=1e-12)
@@ -370,25 +357,36 @@ def drift_runs(lineage, sources, tmp_path_factory):
 
 def test_shifted_data_fails_the_drift_check_and_blocks_promotion(drift_runs, lineage):
     result = drift_runs["shifted"]
-    found = checks(result)
+    found = check_evaluations(result)
     assert not found["drift_within_limit"].passed and not found["drift_warning"].passed
     assert "age" in found["drift_within_limit"].description
     assert found["challenger_beats_champion"].passed  # so drift alone blocked it
-    assert materialized(result, "lgbm_model") is not None  # drift blocks promotion, not training
-    assert materialized(result, "production_model") is None
+    assert "lgbm_model" in materialized(result)  # drift blocks promotion, not training
+    assert "production_model" not in materialized(result)
     assert drift_runs["pointer_after_shifted"] == drift_runs["pointer_before"]
-    meta = materialized(result, "drift")
+    meta = materialized(result)["drift"]
     assert meta["psi age"] > 0.25 and meta["worst_feature"] == "age"
     assert meta["by_feature"].splitlines()[2].split("|")[1].strip() == "age"  # the worst row first
     assert meta["reference_version"] == lineage["version_B"]
 
 
-def test_unshifted_data_passes_and_is_promoted(drift_runs):
+def test_unshifted_data_passes_and_is_promoted(drift_runs, lineage):
     result = drift_runs["unshifted"]
-    found = checks(result)
+    found = check_evaluations(result)
     assert found["drift_within_limit"].passed and found["drift_warning"].passed
-    assert materialized(result, "drift")["max_psi"] < 0.01
-    assert result.success and materialized(result, "production_model") is not None
+    meta = materialized(result)
+    assert meta["drift"]["max_psi"] < 0.01
+    assert result.success
+    # What was promoted: the model this run trained, with its CV accuracy, after model B.
+    store = open_store(str(drift_runs["storage"]))
+    trained = load_committed(store, ArtifactKey("lgbm_model"), codec_for(TrainedModel), (result.run_id,))
+    pointer = Registry(store).production()
+    assert pointer["version"] == model_version(trained) == meta["production_model"]["version"]
+    assert pointer["action"] == "promote" and pointer["run_id"] == result.run_id
+    assert pointer["previous_version"] == lineage["version_B"]
+    assert pointer["metrics"]["cv_accuracy"] == pytest.approx(meta["cv_accuracy"]["accuracy_mean"])
+    assert meta["holdout_metrics"]["model_version"] == pointer["version"]  # evaluated before promotion
+    assert Registry(store).history()[-1] == pointer
 
 
 def test_the_same_model_again_is_not_a_new_promotion(drift_runs):
@@ -396,7 +394,7 @@ def test_the_same_model_again_is_not_a_new_promotion(drift_runs):
     before = registry_snapshot(storage)
     result = run(storage, threshold=0.5, tolerance=1.0, selection=["production_model"])
     assert result.success
-    assert materialized(result, "production_model")["already_in_production"] is True
+    assert materialized(result)["production_model"]["already_in_production"] is True
     assert registry_snapshot(storage) == before
 
 
@@ -412,38 +410,14 @@ def test_promotion_refuses_a_model_older_than_its_training_table(drift_runs, sou
     assert registry_snapshot(storage) == before
 
 
-class Webhook:
-    """A local HTTP endpoint that records the JSON bodies POSTed to it."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_run_failure_sensor_posts_a_clear_alert(drift_runs):
-    hook = Webhook()
+    hook = Recorder()
     try:
         context = failure_context(drift_runs["shifted"], drift_runs["instance"], AlertNotifier(webhook_url=hook.url))
         census_run_failure_alert(context)
     finally:
         hook.close()
-    [alert] = hook.received
+    [alert] = hook.alerts
     assert alert["run_id"] == drift_runs["shifted"].run_id
     assert "drift:drift_within_limit" in alert["failed_checks"]
     assert "PSI above 0.25 for age" in alert["failed_checks"]["drift:drift_within_limit"]
@@ -514,8 +488,8 @@ def test_automation_does_not_request_the_model_after_a_failed_gate(tmp_path, bun
     }
 
     result = run(storage, source, threshold=0.99, instance=instance)
-    assert not checks(result)["cv_accuracy_meets_threshold"].passed
-    assert materialized(result, "lgbm_model") is None
+    assert not check_evaluations(result)["cv_accuracy_meets_threshold"].passed
+    assert "lgbm_model" not in materialized(result)
 
     tick = dg.evaluate_automation_conditions(defs=gated, instance=instance, cursor=cursors["gated"])
     for asset in ("lgbm_model", "holdout_metrics", "production_model", "scored_census"):
@@ -540,13 +514,13 @@ def test_lifecycle_on_gcs(gcs_emulator, bundled_raw, tmp_path, capsys):
     first = run(base, samples[0], threshold=0.5, tolerance=1.0)
     assert first.success, [e.step_key for e in first.all_events if e.is_step_failure]
     second = run(base, samples[1], threshold=0.5, tolerance=1.0)
-    assert second.success and materialized(second, "drift")["max_psi"] < 0.1
+    assert second.success and materialized(second)["drift"]["max_psi"] < 0.1
     reg = registry(base)
     versions = [record["version"] for record in reg.history()]
     assert len(versions) == 2 and versions[0] != versions[1]
     assert reg.versions() == sorted(versions) and reg.production()["version"] == versions[1]
     assert reg.production()["path"] == f"{base}/models/{versions[1]}"
-    assert materialized(second, "scored_census")["model_version"] == versions[1]
+    assert materialized(second)["scored_census"]["model_version"] == versions[1]
 
     rows = tmp_path / "rows.csv"
     bundled_raw.head(20).to_csv(rows, index=False)

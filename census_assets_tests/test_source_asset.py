@@ -1,6 +1,6 @@
 """The census source in the lineage: `census_source`, an observable source asset upstream of
-raw_census whose data version is the source's fingerprint. In-process (`dg.materialize` observes
-it), one small CSV source, no daemon."""
+raw_census whose data version is the source's fingerprint. In-process (harness.runner's
+dg.materialize observes it), one small CSV source, no daemon."""
 
 import os
 
@@ -16,7 +16,7 @@ from census_assets.automation.sensors import census_source_changed
 from census_assets.definitions import build_definitions
 from census_assets.resources.source import CensusSource
 from census_assets.settings import load_environment
-from census_assets_tests.helpers import step_failure_message
+from census_assets_tests.harness.runner import failure_messages, run_graph, step_failure_message
 
 pytestmark = pytest.mark.ops
 
@@ -35,15 +35,14 @@ class Lineage:
 
     def __init__(self, tmp_path, source):
         self.source = source
-        self.defs = build_definitions(
-            load_environment({"CENSUS_SOURCE": str(source), "CENSUS_STORAGE_URL": str(tmp_path / "storage")})
-        )
+        self.env = {"CENSUS_SOURCE": str(source), "CENSUS_STORAGE_URL": str(tmp_path / "storage")}
+        self.defs = build_definitions(load_environment(self.env))
         self.instance = dg.DagsterInstance.ephemeral()
         self.assets = list(self.defs.assets)
 
     def run(self, *selection: str) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(self.assets, instance=self.instance, resources=self.defs.resources, selection=selection)
-        assert result.success
+        result = run_graph(self.env, selection=selection, instance=self.instance)
+        assert result.success, failure_messages(result)
         return result
 
     def observe(self) -> dg.ExecuteInProcessResult:
@@ -157,10 +156,7 @@ def test_source_sensor_records_the_observation_before_its_run_and_none_for_a_tou
 
 def test_a_missing_source_fails_the_observation_with_its_name(tmp_path):
     lineage = Lineage(tmp_path, tmp_path / "gone.csv")
-    result = dg.materialize(
-        lineage.assets, instance=lineage.instance, resources=lineage.defs.resources,
-        selection=["census_source"], raise_on_error=False,
-    )  # fmt: skip
+    result = run_graph(lineage.env, selection=["census_source"], instance=lineage.instance)
     assert not result.success
     message = step_failure_message(result, "census_source")
     assert "cannot observe" in message and "source file not found" in message and "gone.csv" in message
