@@ -9,12 +9,13 @@ from stdin (one JSON line) forks a child that runs the graph in-process (dg.mate
 test_lifecycle does) and exits. The server answers with one JSON line: the child's return code
 (negative: killed by that signal).
 
-Faults are installed in the child only, by monkeypatching census_assets.artifacts.ArtifactStore
-(no product hooks): `_write_local`, through which every local write goes (write_bytes and the
-pointer compare-and-swap, ArtifactStore.update, alike), kills the process before or after the first
-write whose object name matches a regular expression, or in the middle of it (the temp file half
-written when it is fsync'd). Every write the child completed is appended to a trace file first, so
-the test knows exactly what was on disk when it died.
+Faults are installed in the child only, through the store's fault seam
+(census_assets.storage.objects.FAULTS, called at each named point of every write): a kill before a
+write's bytes (just after its temp file is reserved), mid-write (the temp file cut to half its
+bytes, then killed) or after it is committed, at the first write whose object name matches a regular
+expression; or a pause there (the child writes `<job>.paused` and waits for `<job>.resume`), so the
+test can act while the run stands still. Every write the child committed is appended to a trace
+file first, so the test knows exactly what was on disk when it died.
 
 Two servers, each pinned to its own CPU with OMP_NUM_THREADS=1 and CENSUS_WORKERS=1, keep LightGBM
 at one thread per run: two runs side by side never use more than the machine's two cores.
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,8 @@ GRAPH = ("census_source", "raw_census", "clean_census", "features", "cv_accuracy
 DEFAULT_SELECTION = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "holdout_metrics",
                      "drift", "production_model"]
 # Metadata copied from the run's materialisations into the child's result (JSON-serialisable).
-KEPT_METADATA = ("training_rows", "version", "action", "already_in_production", "model_version", "rows")
+KEPT_METADATA = ("training_rows", "version", "action", "already_in_production", "model_version", "rows",
+                 "published", "publication_error")
 
 
 # ---- running the graph (in the pytest process or in a server's child) --------------------------
@@ -132,55 +136,44 @@ def summarize(result) -> dict[str, Any]:
 # ---- faults --------------------------------------------------------------------------------------
 
 MODES = ("before", "after", "mid")
+# The fault point at which each kill mode strikes.
+KILL_POINTS = {"before": "reserved", "mid": "written", "after": "committed"}
 
 
-def install_kill(pattern: str, mode: str, trace: str) -> None:
-    """SIGKILL this process at the first local write whose object name matches `pattern`:
-    before it, after it, or mid-write (its temp file truncated to half when fsync'd, then killed)."""
-    from census_assets import artifacts
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
-    assert mode in MODES, mode
-    matcher = re.compile(pattern)
-    original = artifacts.ArtifactStore._write_local
-    real_fsync = os.fsync
-    state = {"armed": True, "mid": False}
+
+def install_faults(trace: str, kill: dict | None = None, pause: dict | None = None) -> None:
+    """In this child: trace every committed write; kill ({"pattern", "mode"}) or pause
+    ({"pattern", "point", "paused", "resume"}) at the first write whose name matches the pattern."""
+    from census_assets.storage.objects import FAULTS
+
     trace_file = open(trace, "a")  # noqa: SIM115 - lives as long as the process
+    armed = {"kill": kill is not None, "pause": pause is not None}
+    if kill:
+        assert kill["mode"] in MODES, kill
 
     def record(name: str) -> None:
+        # Flushed to the kernel, which keeps it when the process is killed (no fsync: the machine stays up).
         trace_file.write(name + "\n")
         trace_file.flush()
-        real_fsync(trace_file.fileno())
 
-    def die() -> None:
-        os.kill(os.getpid(), signal.SIGKILL)
+    def hook(point: str, name: str, temporary: Path | None) -> None:
+        if point == "committed":
+            record(name)
+        if armed["kill"] and point == KILL_POINTS[kill["mode"]] and re.search(kill["pattern"], name):
+            armed["kill"] = False
+            if kill["mode"] == "mid":  # the bytes are in the temp file, not yet fsync'd: half of them reach the disk
+                os.truncate(temporary, temporary.stat().st_size // 2)
+            _die()
+        if armed["pause"] and point == pause["point"] and re.search(pause["pattern"], name):
+            armed["pause"] = False
+            Path(pause["paused"]).write_text(name)
+            while not Path(pause["resume"]).exists():
+                time.sleep(0.02)
 
-    def fsync(fd: int) -> None:
-        if state["mid"]:
-            os.ftruncate(fd, os.fstat(fd).st_size // 2)
-            real_fsync(fd)
-            die()
-        real_fsync(fd)
-
-    def write_local(self, name: str, data: bytes) -> None:
-        hit = state["armed"] and matcher.search(name) is not None
-        if hit:
-            state["armed"] = False
-            if mode == "before":
-                die()
-            if mode == "mid":
-                state["mid"] = True
-        original(self, name, data)
-        record(name)
-        if hit and mode == "after":
-            die()
-
-    artifacts.ArtifactStore._write_local = write_local
-    artifacts.os.fsync = fsync  # the os module: only this child, which dies at the write
-
-
-def install_trace(trace: str) -> None:
-    """Record every completed local write (no fault)."""
-    install_kill(r"(?!)", "before", trace)  # a pattern that never matches
+    FAULTS.install(hook)
 
 
 # ---- the fork server -----------------------------------------------------------------------------
@@ -196,10 +189,7 @@ def _child(job: dict) -> int:
             import resource
 
             resource.setrlimit(resource.RLIMIT_FSIZE, (job["fsize"], job["fsize"]))
-        if job.get("kill"):
-            install_kill(job["kill"]["pattern"], job["kill"]["mode"], job["trace"])
-        elif job.get("trace"):
-            install_trace(job["trace"])
+        install_faults(job["trace"], job.get("kill"), job.get("pause"))
         instance = None
         if job.get("dagster_home"):
             import dagster as dg
@@ -280,7 +270,7 @@ class ForkServer:
                 raise RuntimeError(f"fork server {self.cpu} died; see {self.workdir}/server{self.cpu}.log")
             self.ready = True
 
-    def run(self, storage, source, *, vocabulary="bundled", selection=None, kill=None, fsize=None,
+    def run(self, storage, source, *, vocabulary="bundled", selection=None, kill=None, pause=None, fsize=None,
             dagster_home=None, quiet=False) -> dict:
         """{"returncode", "result" (None unless the run finished), "trace" (object names written),
         "log" (the child's output)}."""
@@ -294,6 +284,7 @@ class ForkServer:
                 "vocabulary": vocabulary,
                 "selection": selection,
                 "kill": dict(zip(("pattern", "mode"), kill, strict=True)) if kill else None,
+                "pause": pause,
                 "trace": str(stem) + ".trace",
                 "result": str(stem) + ".json",
                 "log": None if quiet else str(stem) + ".log",
@@ -321,6 +312,47 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class PausedRun:
+    """A run on `server`, started in a thread, that stands still at the first write whose object
+    name matches `pattern`, at fault point `point`, until resume(). Use it in a `with` block. Never
+    pause inside a compare-and-swap (a pointer, a lease, production.json): the run would stand still
+    holding that object's flock, and every other writer of it would wait for it."""
+
+    def __init__(self, server: ForkServer, storage, source, pattern: str, point: str = "committed", **options):
+        stem = server.workdir / f"pause-{uuid.uuid4().hex[:8]}"
+        self.paused, self.resumed = Path(f"{stem}.paused"), Path(f"{stem}.resume")
+        pause = {"pattern": pattern, "point": point, "paused": str(self.paused), "resume": str(self.resumed)}
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.future = self.pool.submit(server.run, storage, source, pause=pause, **options)
+
+    def wait_paused(self, timeout: float = 180) -> str:
+        """The object name the run stands still at."""
+        deadline = time.monotonic() + timeout
+        while not self.paused.exists():
+            if self.future.done():
+                raise AssertionError(f"the run ended before it paused: {self.future.result()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the run did not pause within {timeout:.0f} s")
+            time.sleep(0.05)
+        return self.paused.read_text()
+
+    def resume(self, timeout: float = 300) -> dict:
+        self.resumed.touch()
+        try:
+            return self.future.result(timeout)
+        finally:
+            self.pool.shutdown()
+
+    def __enter__(self) -> PausedRun:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # A test that failed while the run stood still must not leave it (and its server) waiting.
+        if not self.resumed.exists():
+            self.resumed.touch()
+            self.pool.shutdown()
 
 
 def start_servers(workdir: Path, count: int = 2) -> list[ForkServer]:

@@ -9,6 +9,7 @@ and copied (shutil.copytree) for each case.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,29 +29,28 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.artifacts import (
-    CODECS,
-    MANIFEST_SUFFIX,
-    ArtifactKey,
-    ArtifactStore,
-    CorruptArtifactError,
-    committed_manifest,
-    load,
-    load_committed,
-    load_production,
-    load_published,
-    prune,
-    run_manifest,
-    write_files,
-)
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode
-from census_assets.core.registry import Registry, RegistryError, model_version
+from census_assets.core.promotion import model_version
 from census_assets.core.schema import validate_source
 from census_assets.core.training import TrainedModel
 from census_assets.sources.common import BUNDLED_VOCABULARY, bundled_file
 from census_assets.sources.files import read_file
-from census_assets_tests.integrity_support import run_graph, start_servers, summarize
+from census_assets.storage.codecs import MODEL_CODEC, codec_for, load
+from census_assets.storage.commits import (
+    ArtifactKey,
+    committed_manifest,
+    load_committed,
+    load_published,
+    prune,
+    run_manifest,
+)
+from census_assets.storage.errors import CorruptArtifactError, RegistryError
+from census_assets.storage.leases import LEASE_SECONDS, read_lease
+from census_assets.storage.manifests import MANIFEST_SUFFIX
+from census_assets.storage.objects import FAULTS, LocalObjectStore
+from census_assets.storage.registry import Registry
+from census_assets_tests.integrity_support import PausedRun, run_graph, start_servers, summarize
 
 pytestmark = pytest.mark.integrity
 
@@ -68,8 +67,6 @@ STORED = {
 MODEL_SUFFIXES = (".vocabulary.json", ".json", ".importance.png", ".txt")
 
 
-def codec_of(python_type: type):
-    return CODECS[next(known for known in CODECS if issubclass(python_type, known))]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "census-assets"
 
 
@@ -124,7 +121,7 @@ def base1(workdir, servers, sources) -> dict:
     """One run of the graph on A (bundled vocabulary): the state every crash case starts from."""
     storage = workdir / "base1"
     result = succeeded(servers[0].run(storage, sources["A"]))
-    registry = Registry(ArtifactStore(str(storage)))
+    registry = Registry(LocalObjectStore(storage))
     return {
         "storage": storage,
         "run_id": result["run_id"],
@@ -141,8 +138,8 @@ def base2(workdir, servers, sources, base1) -> dict:
     shutil.copytree(base1["storage"], storage)
     run = servers[0].run(storage, sources["B"], vocabulary="fit")
     result = succeeded(run)
-    store = ArtifactStore(str(storage))
-    model = load_committed(store, ArtifactKey("lgbm_model"), CODECS[TrainedModel])
+    store = LocalObjectStore(storage)
+    model = load_committed(store, ArtifactKey("lgbm_model"), MODEL_CODEC)
     assert model.vocabulary != base1["vocabulary"]  # a mix of the two models' files is detectable
     assert len(model.vocabulary.feature_names) < len(base1["vocabulary"].feature_names)
     return {
@@ -175,7 +172,7 @@ def check_history(registry: Registry) -> list[dict]:
     for earlier, later in zip([None, *history], history):
         assert later["previous_record"] == (earlier["record"] if earlier else None)
         assert later["previous_version"] == (earlier["version"] if earlier else None)
-        assert json.loads(registry.store.read_bytes(later["record"])) == later  # the record file itself
+        assert json.loads(registry.store.read(later["record"])) == later  # the record file itself
     return history
 
 
@@ -187,16 +184,28 @@ def published_names(done: list[str], asset: str) -> list[str]:
     ]
 
 
+def run_of(name: str) -> str:
+    """The run id in `runs/<run id>/...` or `leases/<run id>.json`."""
+    return name.split("/")[1].removesuffix(".json")
+
+
+def target_of(temporary: Path, storage: Path) -> str:
+    """The object name a temp file (`.<name>.<32 hex digits>.tmp` beside it) was to become."""
+    found = re.fullmatch(r"\.(.+)\.[0-9a-f]{32}\.tmp", temporary.name)
+    assert found, temporary
+    return str(temporary.with_name(found.group(1)).relative_to(storage))
+
+
 def check_complete_state(storage: Path, done: list[str], base1: dict, base2: dict) -> dict:
     """After a kill: every loader sees a complete, verified state, old or new as far as the killed
     run's compare-and-swaps went, never a mix. Returns what each loader saw."""
-    store = ArtifactStore(str(storage))
-    killed_runs = {name.split("/")[1] for name in done if name.startswith("runs/")}
+    store = LocalObjectStore(storage)
+    killed_runs = {run_of(name) for name in done if name.startswith(("runs/", "leases/"))}
     assert len(killed_runs) <= 1
     killed = next(iter(killed_runs), None)
     seen = {}
     for asset, python_type in STORED.items():
-        key, codec = ArtifactKey(asset), codec_of(python_type)
+        key, codec = ArtifactKey(asset), codec_for(python_type)
         new = f"pointers/{asset}.json" in done
         manifest = committed_manifest(store, key)
         assert manifest["run_id"] == (killed if new else base1["run_id"]), asset
@@ -204,26 +213,36 @@ def check_complete_state(storage: Path, done: list[str], base1: dict, base2: dic
         if asset == "lgbm_model":
             assert committed.vocabulary == (base2["vocabulary"] if new else base1["vocabulary"])
             assert committed.booster.feature_name() == committed.vocabulary.feature_names
+        previous = load_committed(store, key, codec, (base1["run_id"],))
         copies = published_names(done, asset)
         if f"{asset}{MANIFEST_SUFFIX}" in done:  # published after the pointer moved: the new one
-            assert same_object(load_published(store, key, python_type), committed), asset
+            assert same_object(load_published(store, key, codec), committed), asset
             seen[asset] = "new"
-        elif copies:  # the publication was cut short: refused, with the URL of a file that does not match
+        elif copies:
+            # The publication was cut short: the copies, checked against their manifest (still the
+            # previous one), are refused naming a file that does not match; the reader helper gives
+            # the previous set whole, from the run files that manifest names.
+            published = json.loads((storage / f"{asset}{MANIFEST_SUFFIX}").read_text())
             with pytest.raises(CorruptArtifactError, match="is not the file that was committed") as refused:
-                load_published(store, key, python_type)
+                load(store, codec, asset, published["files"])
             assert any(store.url(name) in str(refused.value) for name in copies)
-            seen[asset] = "new committed, published copy torn: refused"
+            assert same_object(load_published(store, key, codec), previous), asset
+            seen[asset] = "new committed, published copies torn: the previous set read"
             if asset == "lgbm_model" and "lgbm_model.txt" not in copies:
                 # New vocabulary beside the old model text: even unverified, the mix is detected.
                 with pytest.raises(CorruptArtifactError, match="does not match"):
                     load(store, codec, "lgbm_model", None)
         else:  # not published yet: the previous copy, whole
-            previous = load_committed(store, key, codec, (base1["run_id"],))
-            assert same_object(load_published(store, key, python_type), previous), asset
+            assert same_object(load_published(store, key, codec), previous), asset
             seen[asset] = "new committed, old published" if new else "old"
+    if killed is not None and f"leases/{killed}.json" in done:
+        # The killed run never released its lease; it lists every asset whose pointer it moved.
+        lease = read_lease(store, killed)
+        assert lease.released is None and lease.is_live(time.time())
+        assert {asset for asset in STORED if f"pointers/{asset}.json" in done} <= set(lease.committed)
     registry = Registry(store)
     promoted = "production.json" in done
-    pointer, model = load_production(registry)
+    pointer, model = registry.load_production()
     assert pointer["version"] == (base2["version"] if promoted else base1["version"])
     assert model.vocabulary == (base2["vocabulary"] if promoted else base1["vocabulary"])
     history = check_history(registry)
@@ -236,13 +255,13 @@ def check_complete_state(storage: Path, done: list[str], base1: dict, base2: dic
 
 def check_after_next_run(storage: Path, result: dict, base1: dict, base2: dict) -> None:
     """The run after a crash: everything committed, published and promoted is its own, whole."""
-    store = ArtifactStore(str(storage))
+    store = LocalObjectStore(storage)
     for asset, python_type in STORED.items():
-        key, codec = ArtifactKey(asset), codec_of(python_type)
+        key, codec = ArtifactKey(asset), codec_for(python_type)
         assert committed_manifest(store, key)["run_id"] == result["run_id"], asset
-        assert same_object(load_published(store, key, python_type), load_committed(store, key, codec)), asset
+        assert same_object(load_published(store, key, codec), load_committed(store, key, codec)), asset
     registry = Registry(store)
-    pointer, model = load_production(registry)
+    pointer, model = registry.load_production()
     assert pointer["version"] == base2["version"] and model.vocabulary == base2["vocabulary"]
     assert [record["version"] for record in check_history(registry)] == [base1["version"], base2["version"]]
 
@@ -254,7 +273,7 @@ def check_after_next_run(storage: Path, result: dict, base1: dict, base2: dict) 
 class Crash:
     id: str
     pattern: str  # the object name of the write, a regular expression
-    mode: str  # before, after, mid (the temp file half written)
+    mode: str  # before (its temp file just reserved), after (committed), mid (the temp file half written)
 
 
 RUN = r"^runs/[^/]+/"
@@ -266,6 +285,7 @@ def before_and_after(name: str, pattern: str) -> list[Crash]:
 
 
 CRASHES = [
+    Crash("before-lease", r"^leases/", "before"),  # the run's first write: nothing else written yet
     *before_and_after("run-features.parquet", RUN + r"features\.parquet$"),
     *(
         crash
@@ -285,48 +305,37 @@ CRASHES = [
     # Killed while the bytes go to disk: the temp file is left half written.
     Crash("mid-run-lgbm_model.txt", RUN + r"lgbm_model\.txt$", "mid"),
     Crash("mid-pointer-lgbm_model", r"^pointers/lgbm_model\.json$", "mid"),
+    Crash("mid-published-lgbm_model.json", r"^lgbm_model\.json$", "mid"),
     Crash("mid-registry-model.txt", VERSION + r"model\.txt$", "mid"),
+    Crash("mid-promotion-record", r"^promotions/", "mid"),
     Crash("mid-production.json", r"^production\.json$", "mid"),
 ]
 # This case also keeps a Dagster instance (DAGSTER_HOME) to look at the killed run afterwards.
 INSTANCE_CASE = "mid-run-lgbm_model.txt"
 
 
-def crash_case(crash: Crash, server, workdir: Path, sources: dict, base1: dict, base2: dict) -> dict:
-    storage = workdir / "crash" / crash.id
+def crash_case(crash: Crash, server, workdir: Path, sources: dict, base1: dict) -> dict:
+    """Kill a run on B (from base1) at the crash's write; keep a copy of the storage as the kill
+    left it; then run again. Only runs and copies here: the test checks what they left."""
+    case = workdir / "crash" / crash.id
+    storage, after_kill = case / "storage", case / "after_kill"
     shutil.copytree(base1["storage"], storage)
     home = None
     if crash.id == INSTANCE_CASE:
-        home = workdir / "crash" / "dagster_home"
+        home = case / "dagster_home"
         home.mkdir()
-    outcome: dict = {"storage": storage, "home": home}
-    try:
-        killed = server.run(storage, sources["B"], vocabulary="fit", kill=(crash.pattern, crash.mode),
-                            dagster_home=home)
-        assert killed["returncode"] == -signal.SIGKILL, f"not killed ({killed['returncode']}): {killed['log']}"
-        done = outcome["done"] = killed["trace"]
-        target = next(name for name in base2["trace"] if re.search(crash.pattern, name))
-        assert any(re.search(crash.pattern, name) for name in done) == (crash.mode == "after"), target
-        leftovers = temp_files(storage)
-        if crash.mode == "mid":  # only the write that was cut: a half temp file beside its target
-            [leftover] = leftovers
-            assert leftover.name.startswith("." + target.rsplit("/", 1)[-1] + ".")
-        else:
-            assert leftovers == []
-        outcome["seen"] = check_complete_state(storage, done, base1, base2)
-        if home is not None:
-            outcome["later"] = server.run(storage, sources["B"], selection=["holdout_metrics"], dagster_home=home)
-        after = server.run(storage, sources["B"], vocabulary="fit", dagster_home=home)
-        outcome["next"] = succeeded(after)
-        check_after_next_run(storage, outcome["next"], base1, base2)
-        assert temp_files(storage) == leftovers  # the next run wrote none either
-    except BaseException:
-        outcome["error"] = traceback.format_exc()
+    outcome: dict = {"storage": storage, "after_kill": after_kill, "home": home}
+    outcome["killed"] = server.run(storage, sources["B"], vocabulary="fit", kill=(crash.pattern, crash.mode),
+                                   dagster_home=home)
+    shutil.copytree(storage, after_kill)
+    if home is not None:
+        outcome["later"] = server.run(storage, sources["B"], selection=["holdout_metrics"], dagster_home=home)
+    outcome["next"] = server.run(storage, sources["B"], vocabulary="fit", dagster_home=home)
     return outcome
 
 
 @pytest.fixture(scope="module")
-def crashes(workdir, servers, sources, base1, base2) -> dict[str, dict]:
+def crashes(workdir, servers, sources, base1) -> dict[str, dict]:
     """Every crash case, two at a time (one per fork server, one CPU each)."""
     (workdir / "crash").mkdir()
     free = list(servers)
@@ -336,7 +345,7 @@ def crashes(workdir, servers, sources, base1, base2) -> dict[str, dict]:
         with lock:
             server = free.pop()
         try:
-            return crash.id, crash_case(crash, server, workdir, sources, base1, base2)
+            return crash.id, crash_case(crash, server, workdir, sources, base1)
         finally:
             with lock:
                 free.append(server)
@@ -345,21 +354,33 @@ def crashes(workdir, servers, sources, base1, base2) -> dict[str, dict]:
     with ThreadPoolExecutor(max_workers=len(servers)) as pool:
         outcomes = dict(pool.map(one, CRASHES))
     print(f"\n{len(CRASHES)} crash cases in {time.time() - started:.0f} s")
-    for crash in CRASHES:
-        outcome = outcomes[crash.id]
-        seen = outcome.get("seen", {})
-        shown = " ".join(f"{name}={seen[name]}" for name in ("features", "lgbm_model", "production", "history")
-                         if name in seen)
-        cpu = (outcome.get("next") or {}).get("cpu_seconds", 0.0)
-        print(f"  {crash.id:<40} {'FAILED' if 'error' in outcome else 'ok'}  {shown}  (next run {cpu:.1f} s CPU)")
     return outcomes
 
 
+def relative_temp_files(storage: Path) -> list[str]:
+    return [str(path.relative_to(storage)) for path in temp_files(storage)]
+
+
 @pytest.mark.parametrize("crash", CRASHES, ids=[crash.id for crash in CRASHES])
-def test_a_kill_at_any_write_leaves_a_complete_state_and_the_next_run_succeeds(crash, crashes):
+def test_a_kill_at_any_write_leaves_a_complete_state_and_the_next_run_succeeds(crash, crashes, base1, base2):
     outcome = crashes[crash.id]
-    if "error" in outcome:
-        pytest.fail(outcome["error"], pytrace=False)
+    killed = outcome["killed"]
+    assert killed["returncode"] == -signal.SIGKILL, f"not killed ({killed['returncode']}): {killed['log']}"
+    done = killed["trace"]
+    assert any(re.search(crash.pattern, name) for name in done) == (crash.mode == "after")
+    leftovers = temp_files(outcome["after_kill"])
+    if crash.mode == "after":
+        assert leftovers == []
+    else:  # only the write that was cut: its temp file beside its target, empty or half written
+        [leftover] = leftovers
+        assert re.search(crash.pattern, target_of(leftover, outcome["after_kill"])), leftover
+        assert (leftover.stat().st_size == 0) == (crash.mode == "before")
+    seen = check_complete_state(outcome["after_kill"], done, base1, base2)
+    print(crash.id, seen)
+    after = succeeded(outcome["next"])
+    check_after_next_run(outcome["storage"], after, base1, base2)
+    # The next run wrote no temp file either (and removed none: that is prune's job).
+    assert relative_temp_files(outcome["storage"]) == relative_temp_files(outcome["after_kill"])
 
 
 def test_a_killed_dagster_run_leaves_nothing_a_later_run_reads_as_committed(crashes, base1, base2):
@@ -367,10 +388,8 @@ def test_a_killed_dagster_run_leaves_nothing_a_later_run_reads_as_committed(cras
     import dagster as dg
 
     outcome = crashes[INSTANCE_CASE]
-    if "error" in outcome:
-        pytest.fail(outcome["error"], pytrace=False)
-    done = outcome["done"]
-    killed_run = next(name.split("/")[1] for name in done if name.startswith("runs/"))
+    done = outcome["killed"]["trace"]
+    killed_run = next(run_of(name) for name in done if name.startswith("runs/"))
     # The run committed features (its pointer moved), but not lgbm_model: no manifest, old pointer.
     assert "pointers/features.json" in done and "pointers/lgbm_model.json" not in done
     later = succeeded(outcome["later"])
@@ -388,21 +407,27 @@ def test_a_killed_dagster_run_leaves_nothing_a_later_run_reads_as_committed(cras
 
 
 def test_prune_clears_what_a_killed_run_left(crashes, workdir):
-    """A killed run's uncommitted files, its half-written temp file included, go after the grace
-    period (prune's docstring: "uncommitted objects older than the grace period (failed or killed
-    runs) go")."""
+    """A killed run's lease is never released: while it would still be live, prune touches none of
+    the run's files; once it has run out, the run's uncommitted files go after the grace period,
+    its committed ones stay. The half-written temp file goes at once: no live writer holds it."""
     outcome = crashes[INSTANCE_CASE]
-    if "error" in outcome:
-        pytest.fail(outcome["error"], pytrace=False)
     storage = workdir / "prune"
-    shutil.copytree(outcome["storage"], storage)
-    store = ArtifactStore(str(storage))
-    killed_run = next(name.split("/")[1] for name in outcome["done"] if name.startswith("runs/"))
-    prune(store, keep=100, grace_seconds=0)
+    shutil.copytree(outcome["after_kill"], storage)
+    store = LocalObjectStore(storage)
+    killed_run = next(run_of(name) for name in outcome["killed"]["trace"] if name.startswith("runs/"))
+    run_folder = storage / "runs" / killed_run
+    uncommitted, committed = run_folder / "lgbm_model.json", run_folder / "features.parquet"
+    [temporary] = relative_temp_files(storage)
+    assert uncommitted.exists()
+
+    # The lease is live: only the temp file goes (no live writer holds its flock).
+    assert prune(store, keep=100, grace_seconds=0) == [temporary]
+    assert uncommitted.exists() and committed.exists()
+
+    prune(store, keep=100, grace_seconds=0, now=time.time() + LEASE_SECONDS + 1)  # the lease has run out
     assert run_manifest(store, ArtifactKey("lgbm_model"), killed_run) is None
-    assert not (storage / "runs" / killed_run / "lgbm_model.json").exists()  # uncommitted: deleted
-    assert (storage / "runs" / killed_run / "features.parquet").exists()  # committed: kept
-    assert temp_files(storage) == [], "prune left the killed run's temp file"
+    assert not uncommitted.exists()  # uncommitted: deleted
+    assert committed.exists()  # committed: kept
 
 
 # ---- 2. concurrency ------------------------------------------------------------------------------
@@ -429,7 +454,7 @@ def races(workdir, servers, sources) -> dict:
 
 
 def test_concurrent_runs_each_train_on_their_own_source(races, sources):
-    store = ArtifactStore(str(races["storage"]))
+    store = LocalObjectStore(races["storage"])
     vocabulary = bundled_vocabulary()
     expected = {name: expected_features(sources[name], vocabulary) for name in ("C", "D")}
     assert len(expected["C"]) != len(expected["D"])
@@ -443,14 +468,14 @@ def test_concurrent_runs_each_train_on_their_own_source(races, sources):
             stored = pd.read_parquet(races["storage"] / "runs" / result["run_id"] / "features.parquet")
             pd.testing.assert_frame_equal(stored, expected[run["source"]].reset_index(drop=True), check_like=False)
             # Downstream of the model, each run saw its own model.
-            own = load_committed(store, ArtifactKey("lgbm_model"), CODECS[TrainedModel], (result["run_id"],))
+            own = load_committed(store, ArtifactKey("lgbm_model"), MODEL_CODEC, (result["run_id"],))
             version = model_version(own)
             assert result["materialized"]["holdout_metrics"]["model_version"] == version
             assert result["materialized"]["production_model"]["version"] == version
 
 
 def test_concurrent_promotions_are_all_in_the_history(races):
-    registry = Registry(ArtifactStore(str(races["storage"])))
+    registry = Registry(LocalObjectStore(races["storage"]))
     history = check_history(registry)
     promotions = [
         (run["result"]["run_id"], run["result"]["materialized"]["production_model"]["version"])
@@ -503,7 +528,7 @@ def check_failed_once(run: dict, storage: Path, reason: str) -> tuple[str, str]:
 
 def check_previous_model(storage: Path, base1: dict) -> None:
     """The production model of base1, loadable (verified)."""
-    pointer, production = load_production(Registry(ArtifactStore(str(storage))))
+    pointer, production = Registry(LocalObjectStore(storage)).load_production()
     assert pointer["version"] == base1["version"] and production.vocabulary == base1["vocabulary"]
 
 
@@ -550,7 +575,7 @@ def test_a_full_disk_fails_the_run_once_naming_the_object(tmp_path, servers, sou
         step, name = check_failed_once(run, storage, "no space left on the device")
         assert step == "lgbm_model" and re.fullmatch(RUN + r"lgbm_model\.json", name), (step, name)
         assert file_bytes(storage, before) == before  # the model set published before, intact
-        model = load_published(ArtifactStore(str(storage)), ArtifactKey("lgbm_model"), TrainedModel)
+        model = load_published(LocalObjectStore(storage), ArtifactKey("lgbm_model"), MODEL_CODEC)
         assert model.vocabulary == base1["vocabulary"]
         check_previous_model(storage, base1)
 
@@ -567,7 +592,7 @@ def test_a_full_registry_disk_fails_the_promotion_once_naming_the_object(tmp_pat
         assert step == "production_model" and re.fullmatch(VERSION + r"model\.json", name), (step, name)
         assert file_bytes(storage, before) == before
         check_previous_model(storage, base1)
-        assert [record["version"] for record in check_history(Registry(ArtifactStore(str(storage))))] == [
+        assert [record["version"] for record in check_history(Registry(LocalObjectStore(storage)))] == [
             base1["version"]
         ]
 
@@ -612,7 +637,7 @@ KINDS = [
 DAMAGES = ("truncated", "garbage", "swapped")
 
 
-def damaged_name(kind: Kind, store: ArtifactStore, registry: Registry) -> str:
+def damaged_name(kind: Kind, store: LocalObjectStore, registry: Registry) -> str:
     if kind.asset is None:
         return registry.model_name(registry.production()["version"]) + ".txt" if kind.suffix == "model.txt" \
             else "production.json"
@@ -649,7 +674,7 @@ def other_registry(workdir) -> Path:
     import lightgbm as lgb
 
     root = workdir / "other_registry"
-    registry = Registry(ArtifactStore(str(root)))
+    registry = Registry(LocalObjectStore(root))
     vocabulary = bundled_vocabulary()
     rng = np.random.default_rng(0)
     X = rng.random((100, len(vocabulary.feature_names)))
@@ -657,7 +682,7 @@ def other_registry(workdir) -> Path:
                         feature_name=vocabulary.feature_names), 2)
     model = TrainedModel(booster, vocabulary)
     version = model_version(model)
-    registry.publish(version, lambda stem: write_files(registry.store, stem, CODECS[TrainedModel].encode(model)), {})
+    registry.publish(version, model, {})
     registry.promote(version, {"cv_accuracy": 0.5}, run_id=None)
     return root
 
@@ -680,7 +705,7 @@ def test_a_corrupt_artifact_is_refused_by_every_loader_naming_the_file(
 ):
     storage = tmp_path / "storage"
     shutil.copytree(base2["storage"], storage)
-    store = ArtifactStore(str(storage))
+    store = LocalObjectStore(storage)
     registry = Registry(store)
     name = damaged_name(kind, store, registry)
     url = store.url(name)
@@ -689,11 +714,11 @@ def test_a_corrupt_artifact_is_refused_by_every_loader_naming_the_file(
     if kind.asset is not None:
         # load_committed, verified against the manifest (the pointer itself when that is damaged).
         with pytest.raises(CorruptArtifactError) as refused:
-            load_committed(store, ArtifactKey(kind.asset), codec_of(STORED[kind.asset]))
+            load_committed(store, ArtifactKey(kind.asset), codec_for(STORED[kind.asset]))
         assert url in str(refused.value)
     else:
         with pytest.raises((RegistryError, CorruptArtifactError)) as refused:
-            load_production(registry)
+            registry.load_production()
         assert url in str(refused.value)
 
     # The IO manager (or the registry, for scored_census) in a downstream in-process run: one
@@ -732,14 +757,15 @@ def test_a_truncated_registry_model_never_reaches_lightgbm(tmp_path, base2, rows
 TRUNCATIONS_SCRIPT = r"""
 import hashlib, json, sys
 from pathlib import Path
-from census_assets.artifacts import ArtifactStore, CorruptArtifactError, load_model_version
-from census_assets.core.registry import Registry
+from census_assets.storage.errors import CorruptArtifactError
+from census_assets.storage.objects import LocalObjectStore
+from census_assets.storage.registry import Registry
 
 storage, version = Path(sys.argv[1]), sys.argv[2]
-registry = Registry(ArtifactStore(str(storage)))
+registry = Registry(LocalObjectStore(storage))
 text_path, manifest_path = storage / "models" / version / "model.txt", storage / "models" / version / "manifest.json"
 text, manifest = text_path.read_bytes(), json.loads(manifest_path.read_text())
-whole = load_model_version(registry, version).booster.model_to_string()
+whole = registry.load(version).booster.model_to_string()
 marks = [text.find(m) for m in (b"\nTree=0\n", b"\nend of trees\n", b"\nparameters:\n", b"\nend of parameters\n",
                                 b"\npandas_categorical:")]
 model_end = marks[3] + len(b"\nend of parameters\n")
@@ -753,7 +779,7 @@ for cut in cuts:
     manifest["files"]["model.txt"] = hashlib.sha256(truncated).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     try:
-        loaded = load_model_version(registry, version)
+        loaded = registry.load(version)
     except CorruptArtifactError as error:
         assert str(text_path) in str(error), error
         outcome["refused"] += 1
@@ -783,3 +809,232 @@ def test_truncated_model_text_is_refused_before_lightgbm_at_every_cut(tmp_path, 
     assert summary["other model"] == [], summary  # cuts that LightGBM loaded as some other model
     assert summary["refused"] + summary["same model"] == summary["cuts"] and summary["refused"] > 60, summary
 
+
+
+# ---- 5. prune, publication and promotion while runs are at work (issue 16) -------------------------
+
+
+def run_folders(storage: Path) -> set[str]:
+    return {path.name for path in (storage / "runs").iterdir()} if (storage / "runs").exists() else set()
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def own_model(storage: Path, run_id: str) -> TrainedModel:
+    """The lgbm_model `run_id` committed, read from its own run folder."""
+    return load_committed(LocalObjectStore(storage), ArtifactKey("lgbm_model"), MODEL_CODEC, (run_id,))
+
+
+def test_prune_during_a_run_leaves_the_run_its_own_data(workdir, servers, sources, base1):
+    """16.1: run A (source C) stands still after committing (and publishing) features; run B (source D, more rows)
+    finishes on the same storage; `census-assets prune --keep 1` (default grace); A resumes. A's
+    lease is live, so prune deletes nothing of A: A trains on its own rows and promotes its own
+    model under its own run (it used to train on B's rows and promote B's model)."""
+    storage = workdir / "prune_during_run"
+    shutil.copytree(base1["storage"], storage)
+    rows = {name: len(expected_features(sources[name], bundled_vocabulary())) for name in ("C", "D")}
+    assert rows["C"] != rows["D"]
+    with PausedRun(servers[0], storage, sources["C"], r"^features\.manifest\.json$") as run_a:
+        run_a.wait_paused()
+        [a_run] = run_folders(storage) - {base1["run_id"]}
+        b = succeeded(servers[1].run(storage, sources["D"]))
+        a_files = files_under(storage / "runs" / a_run)
+        assert census_cli.main(["prune", "--keep", "1", "--storage", str(storage)]) == 0
+        assert files_under(storage / "runs" / a_run) == a_files  # nothing of the running run
+        assert files_under(storage / "runs" / base1["run_id"]) == {}  # superseded, finished: pruned
+        a = succeeded(run_a.resume())
+    assert a["run_id"] == a_run
+    assert a["materialized"]["lgbm_model"]["training_rows"] == rows["C"]
+    assert b["materialized"]["lgbm_model"]["training_rows"] == rows["D"]
+    pd.testing.assert_frame_equal(pd.read_parquet(storage / "runs" / a_run / "features.parquet"),
+                                  expected_features(sources["C"], bundled_vocabulary()).reset_index(drop=True))
+    version_a = model_version(own_model(storage, a_run))
+    assert version_a != model_version(own_model(storage, b["run_id"]))
+    assert a["materialized"]["holdout_metrics"]["model_version"] == version_a
+    production = Registry(LocalObjectStore(storage)).production()
+    assert (production["run_id"], production["version"]) == (a_run, version_a)
+
+
+def test_a_run_whose_own_output_was_pruned_refuses_instead_of_reading_another_runs(workdir, servers, sources,
+                                                                                  base1):
+    """16.1, the other way out: a run that froze past its lease (prune is told the time is later)
+    has its superseded commits pruned; when it resumes, it finds its own features gone and refuses,
+    naming them, instead of reading the pointer (B's features). It never trains; B stays."""
+    storage = workdir / "pruned_under_a_run"
+    shutil.copytree(base1["storage"], storage)
+    store = LocalObjectStore(storage)
+    with PausedRun(servers[0], storage, sources["C"], r"^features\.manifest\.json$") as run_a:
+        run_a.wait_paused()
+        [a_run] = run_folders(storage) - {base1["run_id"]}
+        b = succeeded(servers[1].run(storage, sources["D"]))
+        deleted = prune(store, keep=1, grace_seconds=24 * 3600, now=time.time() + LEASE_SECONDS + 1)
+        assert f"runs/{a_run}/features.parquet" in deleted
+        a = run_a.resume()
+    assert a["returncode"] == 0 and a["result"] is not None, a["log"]
+    result = a["result"]
+    assert not result["success"] and "cv_accuracy" in result["failures"]
+    assert f"run {a_run} committed features" in result["failures"]["cv_accuracy"]
+    # Every step that read an output of A's (cv_accuracy; drift's checks read drift) refused.
+    for step, message in result["failures"].items():
+        assert f"run {a_run} committed" in message and "refusing to read another run's commit" in message, step
+    assert result["restarted"] == []
+    assert "lgbm_model" not in result["materialized"]
+    assert committed_manifest(store, ArtifactKey("lgbm_model"))["run_id"] == b["run_id"]
+    assert Registry(store).production()["run_id"] == b["run_id"]
+
+
+def test_prune_with_no_grace_during_a_write_cannot_break_the_commit(workdir, servers, sources, base1):
+    """16.2: a run stands still between writing lgbm_model.txt and committing it (renaming its temp
+    file into place); `census-assets prune --keep 1 --grace-hours 0` runs then. The temp file is
+    held by a live writer and the run's lease is live: nothing of it goes, and the commit names
+    files that are all there."""
+    storage = workdir / "grace_zero"
+    shutil.copytree(base1["storage"], storage)
+    with PausedRun(servers[0], storage, sources["C"], RUN + r"lgbm_model\.txt$", point="committing") as run:
+        name = run.wait_paused()
+        run_id = run_of(name)
+        held = relative_temp_files(storage)
+        assert len(held) == 1 and re.search(RUN + r"lgbm_model\.txt$", target_of(storage / held[0], storage))
+        before = files_under(storage / "runs" / run_id)
+        assert census_cli.main(["prune", "--keep", "1", "--grace-hours", "0", "--storage", str(storage)]) == 0
+        assert files_under(storage / "runs" / run_id) == before  # the temp file included
+        result = succeeded(run.resume())
+    store = LocalObjectStore(storage)
+    manifest = committed_manifest(store, ArtifactKey("lgbm_model"))
+    assert manifest["run_id"] == result["run_id"] == run_id
+    assert all((storage / name).exists() for name in manifest["files"])
+    assert model_version(load_committed(store, ArtifactKey("lgbm_model"), MODEL_CODEC)) == \
+        result["materialized"]["holdout_metrics"]["model_version"]
+    assert temp_files(storage) == []
+
+
+def failing_publication(pattern: str):
+    """A FAULTS hook: the write of a published copy matching `pattern` fails as on a full disk."""
+
+    def hook(point: str, name: str, temporary: Path | None) -> None:
+        if point == "committing" and re.search(pattern, name):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+
+    return hook
+
+
+def test_a_failed_publication_keeps_the_commit_and_dagster_agrees(workdir, sources, base1):
+    """16.3 and 16.4: writing the published lgbm_model.txt fails (no space) after the commit.
+    The step succeeds, says the copies were not refreshed (metadata and a warning), and what
+    Dagster shows as the latest lgbm_model is what the pointer serves and what holdout_metrics
+    (in this run and a later one) evaluates. The published set is now mixed (the new vocabulary
+    beside the old model text); the reader helper returns the previous set whole, and refuses
+    once the run files it copies are gone."""
+    import dagster as dg
+
+    storage = workdir / "failed_publication"
+    shutil.copytree(base1["storage"], storage)
+    store, key = LocalObjectStore(storage), ArtifactKey("lgbm_model")
+    instance = dg.DagsterInstance.ephemeral()
+    with FAULTS.installed(failing_publication(r"^lgbm_model\.txt$")):
+        result = run_graph(storage, sources["B"], vocabulary="fit", instance=instance)
+    summary = summarize(result)
+    assert summary["success"], summary["failures"]
+    metadata = summary["materialized"]["lgbm_model"]
+    assert metadata["published"] is False and "no space left on the device" in metadata["publication_error"]
+    assert all(summary["materialized"][asset]["published"] for asset in ("features", "holdout_metrics"))
+    warnings = [entry.user_message for entry in instance.all_logs(summary["run_id"])
+                if "published copies were not refreshed" in entry.user_message]
+    assert len(warnings) == 1 and "no space left on the device" in warnings[0]
+
+    new = own_model(storage, summary["run_id"])
+    assert committed_manifest(store, key)["run_id"] == summary["run_id"]
+    assert instance.get_latest_materialization_event(dg.AssetKey("lgbm_model")).run_id == summary["run_id"]
+    assert summary["materialized"]["holdout_metrics"]["model_version"] == model_version(new)
+    later = summarize(run_graph(storage, sources["B"], selection=["holdout_metrics"], instance=instance))
+    assert later["success"] and later["materialized"]["holdout_metrics"]["model_version"] == model_version(new)
+
+    # The published set is mixed: the new vocabulary, the old model text, the old manifest.
+    assert (storage / "lgbm_model.vocabulary.json").read_bytes() == \
+        (storage / "runs" / summary["run_id"] / "lgbm_model.vocabulary.json").read_bytes()
+    with pytest.raises(CorruptArtifactError, match="does not match"):
+        load(store, MODEL_CODEC, "lgbm_model", None)
+    assert same_object(load_published(store, key, MODEL_CODEC), own_model(storage, base1["run_id"]))
+    assert temp_files(storage) == []
+    shutil.rmtree(storage / "runs" / base1["run_id"])
+    with pytest.raises(CorruptArtifactError, match="are not one consistent set") as refused:
+        load_published(store, key, MODEL_CODEC)
+    assert store.url(key.pointer) in str(refused.value)
+
+
+def test_a_rollback_during_a_promotion_is_kept(workdir, servers, sources, base1, base2):
+    """16.5: production_model decides against champion v2 and stands still once the challenger's
+    version is written; `census-assets rollback` to v1 lands then. The promotion is not made: the
+    step fails (once) with "champion changed from v2 to v1 during the decision", and production
+    stays on the rollback."""
+    storage = workdir / "rollback_during_promotion"
+    shutil.copytree(base2["storage"], storage)
+    registry = Registry(LocalObjectStore(storage))
+    v1, v2 = base1["version"], base2["version"]
+    assert registry.production()["version"] == v2
+    with PausedRun(servers[0], storage, sources["C"], VERSION + r"manifest\.json$") as run:
+        challenger = run.wait_paused().split("/")[1]
+        assert challenger not in (v1, v2)
+        assert census_cli.main(["rollback", "--version", v1, "--reason", "during a promotion",
+                                "--storage", str(storage)]) == 0
+        outcome = run.resume()
+    assert outcome["returncode"] == 0 and outcome["result"] is not None, outcome["log"]
+    result = outcome["result"]
+    assert not result["success"] and list(result["failures"]) == ["production_model"], result["failures"]
+    assert f"champion changed from {v2} to {v1} during the decision" in result["failures"]["production_model"]
+    assert result["restarted"] == []
+    production = registry.production()
+    assert (production["action"], production["version"], production["reason"]) == ("rollback", v1, "during a promotion")
+    assert [(record["action"], record["version"]) for record in check_history(registry)] == [
+        ("promote", v1), ("promote", v2), ("rollback", v1)
+    ]
+    assert challenger in registry.versions()  # published, never promoted
+
+
+def test_prune_removes_abandoned_temp_files_anywhere(crashes, tmp_path):
+    """16.9: a write killed outside runs/ (a pointer, a published copy, a registry version, a
+    promotion record, production.json, a lease) leaves a temp file; prune removes each once it is
+    older than the grace period, and nothing else (the killed run's lease is live)."""
+    cases = [crash.id for crash in CRASHES if crash.mode != "after"]
+    found = {}
+    for case in cases:
+        storage = Path(shutil.copytree(crashes[case]["after_kill"], tmp_path / case))
+        [temporary] = relative_temp_files(storage)
+        found[case] = target_of(storage / temporary, storage)
+        if found[case].startswith("runs/"):
+            continue
+        before = files_under(storage)
+        store = LocalObjectStore(storage)
+        assert prune(store, keep=100, grace_seconds=24 * 3600) == []  # younger than the grace period: kept
+        old = time.time() - 25 * 3600
+        os.utime(storage / temporary, (old, old))
+        assert census_cli.main(["prune", "--keep", "100", "--storage", str(storage)]) == 0
+        assert temp_files(storage) == []
+        assert files_under(storage) == {name: data for name, data in before.items() if name != temporary}
+    outside = {name.split("/")[0] for name in found.values()}
+    assert {"pointers", "lgbm_model.txt", "lgbm_model.json", "models", "promotions", "production.json",
+            "leases"} <= outside, found
+
+
+@pytest.mark.parametrize("how", ["run file deleted", "pointer deleted", ".locks is a file"])
+def test_a_missing_committed_file_fails_the_step_once(how, tmp_path, base2, sources):
+    """16.11: a committed file that is gone does not come back by waiting: the step that needs it
+    fails once (no retries), naming it."""
+    storage = Path(shutil.copytree(base2["storage"], tmp_path / "storage"))
+    if how == "run file deleted":
+        missing = storage / "runs" / base2["run_id"] / "features.parquet"
+        missing.unlink()
+        expected = f"cannot read {missing}: it does not exist"
+    elif how == "pointer deleted":
+        (storage / "pointers" / "features.json").unlink()
+        expected = f"no committed features in {storage}: materialise it first"
+    else:
+        shutil.rmtree(storage / ".locks")
+        (storage / ".locks").write_text("not a folder")
+        expected = f"{storage}/leases/"
+    result = summarize(run_graph(storage, sources["A"], selection=["cv_accuracy"]))
+    assert not result["success"] and list(result["failures"]) == ["cv_accuracy"]
+    assert expected in result["failures"]["cv_accuracy"], result["failures"]
+    assert result["restarted"] == []  # the storage retry policy was not applied
