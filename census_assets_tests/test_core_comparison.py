@@ -12,7 +12,7 @@ from census_assets.core.evaluation import (
     paired_bootstrap,
     wilson_interval,
 )
-from census_assets.core.promotion import decide_on_same_rows
+from census_assets.core.promotion import decide_from_evaluation, decide_promotion
 
 pytestmark = pytest.mark.loop
 
@@ -102,7 +102,7 @@ def comparison(low: float, rows: int = 3000):
     ],
 )
 def test_promotion_on_the_same_rows(accuracy, low, champion, promote):
-    decision = decide_on_same_rows(
+    decision = decide_promotion(
         accuracy, comparison(low) if low is not None else None, champion, threshold=0.8, tolerance=0.01
     )
     assert decision.promote is promote
@@ -116,4 +116,13 @@ def test_promotion_on_the_same_rows(accuracy, low, champion, promote):
 
 def test_a_champion_without_a_comparison_is_a_bug():
     with pytest.raises(ValueError, match="comparison missing"):
-        decide_on_same_rows(0.9, None, "a" * 16, threshold=0.8, tolerance=0.01)
+        decide_promotion(0.9, None, "a" * 16, threshold=0.8, tolerance=0.01)
+
+
+def test_the_decision_is_made_on_what_holdout_metrics_recorded():
+    result = comparison(-0.02)
+    recorded = {"overall": {"accuracy": 0.85}, "champion": {"version": "b" * 16}, "comparison": result.to_dict()}
+    decision = decide_from_evaluation(recorded, threshold=0.8, tolerance=0.01)
+    assert not decision.promote and decision.champion_version == "b" * 16 and decision.comparison == result
+    first = decide_from_evaluation({"overall": {"accuracy": 0.85}, "champion": None, "comparison": None}, 0.8, 0.01)
+    assert first.promote and first.champion_version is None

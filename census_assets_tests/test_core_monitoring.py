@@ -55,7 +55,8 @@ def test_too_few_usable_window_rows_fall_back_to_the_held_out_table():
     plan = plan_evaluation(window, trained_on={("b", "sha256:x")}, min_rows=3000)
     assert not plan.use_window and plan.rows == 2500
     assert "held-out table" in plan.describe() and "fewer than the minimum 3000" in plan.describe()
-    assert not plan_evaluation((), trained_on=set(), min_rows=0).use_window
+    empty = plan_evaluation((), trained_on=set(), min_rows=0)
+    assert not empty.use_window and "no labelled batch" in empty.describe()
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,33 @@
-"""The new model judged: held-out metrics, and drift of the latest data from the production model's."""
+"""The new model judged against the production model on the same rows, and drift of the latest data from
+the production model's."""
 
 import math
 
 import dagster as dg
 import pandas as pd
 
+from census_assets.assets.labelled_rows import load_labelled_rows, source_rows, split_of
 from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
-from census_assets.core.evaluation import GROUP_COLUMNS, holdout_report
-from census_assets.core.features import encode, split_target
+from census_assets.core.comparison import CHALLENGER, CHAMPION, evaluate_on_rows
+from census_assets.core.evaluation_window import EvaluationPlan, LabelledBatch, plan_evaluation
 from census_assets.core.promotion import model_version
-from census_assets.core.schema import validate_source
+from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel
-from census_assets.failures import refusing_permanent_errors
+from census_assets.failures import refuse, refusing_permanent_errors
 from census_assets.metadata import markdown_table
-from census_assets.sources.common import BUNDLED_HOLDOUT, bundled_file
+from census_assets.resources.evaluation import EvaluationSettings
+from census_assets.resources.source import CensusSource
+from census_assets.resources.storage import ArtifactStorage
+from census_assets.sources.common import BUNDLED_HOLDOUT, SourceError, bundled_file
 from census_assets.storage.registry import Registry
 
 HOLDOUT_NAME = "bundled adult.test"
+WINDOW_NAME = "evaluation window"
 REFERENCE_PROFILE = "reference_profile.json"
+# Written by production_model into each registry version: its metrics and what it trained on.
+TRAINING_METRICS = "training_metrics.json"
 
 
 def read_holdout() -> pd.DataFrame:
@@ -27,34 +35,116 @@ def read_holdout() -> pd.DataFrame:
     return validate_source(pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)))
 
 
+def trained_batches(registry: Registry, version: str) -> tuple[LabelledBatch, ...]:
+    """The labelled batches a registry version was trained on (none for a version made before
+    labelled batches reached training)."""
+    recorded = registry.read_json(version, TRAINING_METRICS).get("training_batches", [])
+    return tuple(LabelledBatch.from_dict(batch) for batch in recorded)
+
+
 def _plottable(metrics: dict[str, float]) -> dict[str, float]:
     # Dagster plots float metadata over time; NaN (the AUC of a one-class group) is left out.
     return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
-@dg.asset(**spec("holdout_metrics"))
-def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[dict]:
-    """The new model on the held-out split (adult.test), cleaned and encoded as in training.
+def refuse_if_refitted(context: dg.AssetExecutionContext, upstream: str) -> None:
+    """`upstream` must be the table lgbm_model learnt from, i.e. not materialised again since the
+    model was (a re-materialised raw_census may hold another split, a re-materialised clean_census
+    other rows)."""
+    latest = {
+        name: context.instance.get_latest_materialization_event(dg.AssetKey(name)) for name in (upstream, "lgbm_model")
+    }
+    if all(latest.values()) and latest[upstream].timestamp > latest["lgbm_model"].timestamp:
+        raise refuse(
+            f"{upstream} was materialised after lgbm_model, so it is not the data the model was "
+            "trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
+        )
 
-    Accuracy, ROC AUC, log loss, confusion matrix, overall and per sex and race group.
+
+def evaluation_rows(
+    plan: EvaluationPlan, store, evaluation: EvaluationSettings, source: CensusSource
+) -> tuple[pd.DataFrame, str]:
+    """The raw rows both models are judged on, and their name."""
+    if plan.use_window:
+        return pd.concat([source_rows(load_labelled_rows(store, batch)) for batch in plan.batches]), WINDOW_NAME
+    if evaluation.bundled_holdout:
+        return read_holdout(), HOLDOUT_NAME
+    try:
+        return evaluation.read_own_holdout(source), evaluation.holdout
+    except (SchemaError, SourceError) as error:
+        raise refuse(f"CENSUS_HOLDOUT {evaluation.holdout}: {error}") from error
+
+
+def _per_group(report: dict) -> dict[str, float]:
+    return {
+        f"{metric} {column}={value}": metrics[metric]
+        for column, values in report["groups"].items()
+        for value, metrics in values.items()
+        for metric in ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "roc_auc", "log_loss")
+    }
+
+
+def _group_table(reports: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"model": role, "group": f"{column}={value}", **{k: round(v, 4) for k, v in metrics.items()}}
+            for role, report in reports.items()
+            for column, values in report["groups"].items()
+            for value, metrics in values.items()
+        ]
+    )
+
+
+@dg.asset(**spec("holdout_metrics"))
+def holdout_metrics(
+    context: dg.AssetExecutionContext,
+    lgbm_model: TrainedModel,
+    cv_accuracy: dict,
+    raw_census: pd.DataFrame,
+    model_registry: dg.ResourceParam[Registry],
+    evaluation: EvaluationSettings,
+    source: CensusSource,
+    storage: ArtifactStorage,
+) -> dg.Output[dict]:
+    """The new model (challenger) and the production model (champion) on the same evaluation rows:
+    the evaluation window that raw_census kept out of training, when enough of its rows are left
+    once the batches either model trained on are taken out (evaluation.min_evaluation_rows);
+    otherwise the held-out table (CENSUS_HOLDOUT, by default the bundled adult.test). Cleaned and
+    encoded as in training, each model with its own vocabulary.
+
+    Accuracy with its 95% interval, ROC AUC, log loss, confusion matrix, overall and per group
+    (CENSUS_GROUP_COLUMNS), for both models; challenger - champion accuracy with its paired
+    bootstrap interval, which decides promotion (checks/lifecycle.py).
     """
-    cleaned = clean(read_holdout())
-    batch = encode(cleaned, lgbm_model.vocabulary)
-    X, y = split_target(batch.frame)
-    report = holdout_report(y, lgbm_model.predict_proba(X), {c: cleaned[c] for c in GROUP_COLUMNS})
+    refuse_if_refitted(context, "raw_census")
+    split = split_of(raw_census)
+    store = storage.store()
+    with refusing_permanent_errors():
+        pointer = model_registry.pointer()
+        champion = model_registry.load(pointer["version"]) if pointer else None
+        champion_batches = trained_batches(model_registry, pointer["version"]) if pointer else ()
+        trained_on = {batch.identity for batch in (*split.training, *champion_batches)}
+        plan = plan_evaluation(split.window, trained_on, evaluation.min_evaluation_rows)
+        rows, name = evaluation_rows(plan, store, evaluation, source)
+    same_rows = evaluate_on_rows(clean(rows), lgbm_model, champion, evaluation.group_columns)
+    report = dict(same_rows.reports[CHALLENGER])
     overall = report["overall"]
     report.update(
         model_version=model_version(lgbm_model),
         cv_accuracy=float(cv_accuracy["mean"]),
-        split=HOLDOUT_NAME,
-        unseen_categories=batch.unseen,
-    )
-    groups = pd.DataFrame(
-        [
-            {"group": f"{column}={value}", **{k: round(v, 4) for k, v in metrics.items()}}
-            for column, values in report["groups"].items()
-            for value, metrics in values.items()
-        ]
+        split=name,
+        unseen_categories=same_rows.unseen,
+        evaluation_rows={
+            "kind": "window" if plan.use_window else "holdout",
+            "rows": len(same_rows.y),
+            "batches": [batch.to_dict() for batch in plan.batches] if plan.use_window else [],
+            "left_out": [batch.to_dict() for batch in plan.left_out],
+            "left_out_rows": plan.left_out_rows,
+            "description": plan.describe(),
+        },
+        champion={"version": pointer["version"], **same_rows.reports[CHAMPION]} if pointer else None,
+        comparison=same_rows.comparison.to_dict() if same_rows.comparison else None,
+        training_batches=[batch.to_dict() for batch in split.training],
     )
     confusion = pd.DataFrame(
         {
@@ -63,24 +153,32 @@ def holdout_metrics(lgbm_model: TrainedModel, cv_accuracy: dict) -> dg.Output[di
             "predicted 1": [int(overall["false_positive"]), int(overall["true_positive"])],
         }
     )
-    per_group = {
-        f"{metric} {column}={value}": metrics[metric]
-        for column, values in report["groups"].items()
-        for value, metrics in values.items()
-        for metric in ("accuracy", "roc_auc", "log_loss")
-    }
+    comparison = same_rows.comparison
     return dg.Output(
         report,
         metadata={
             **_plottable(overall),
-            **_plottable(per_group),
+            **_plottable(_per_group(report)),
             "cv_accuracy": report["cv_accuracy"],
             "holdout_minus_cv_accuracy": overall["accuracy"] - report["cv_accuracy"],
             "model_version": report["model_version"],
-            "split": HOLDOUT_NAME,
+            "split": name,
+            "evaluation_rows": plan.describe(),
+            "evaluation_rows_left_out": float(plan.left_out_rows),
+            "champion_version": pointer["version"] if pointer else "none: no production model yet",
+            **(
+                {
+                    "champion_accuracy": comparison.champion_accuracy,
+                    "accuracy_difference": comparison.difference,
+                    "accuracy_difference_ci_low": comparison.ci_low,
+                    "accuracy_difference_ci_high": comparison.ci_high,
+                }
+                if comparison
+                else {}
+            ),
             "confusion_matrix": markdown_table(confusion),
-            "per_group": markdown_table(groups),
-            "unseen_categories": dg.MetadataValue.json(batch.unseen),
+            "per_group": markdown_table(_group_table(same_rows.reports)),
+            "unseen_categories": dg.MetadataValue.json(same_rows.unseen),
         },
     )
 

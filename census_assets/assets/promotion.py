@@ -3,10 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from census_assets.assets.evaluation import REFERENCE_PROFILE, drift_report
+from census_assets.assets.evaluation import REFERENCE_PROFILE, TRAINING_METRICS, drift_report, refuse_if_refitted
 from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
-from census_assets.core.promotion import decide_promotion, model_version
+from census_assets.core.promotion import PromotionDecision, decide_from_evaluation, model_version
 from census_assets.core.training import TrainedModel
 from census_assets.failures import refuse, refusing_permanent_errors
 from census_assets.metadata import markdown_table
@@ -14,46 +14,19 @@ from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 from census_assets.storage.registry import POINTER, Registry
 
-TRAINING_METRICS = "training_metrics.json"
-
 
 def promotion_problems(
-    cv_accuracy: dict,
-    holdout: dict,
-    drift_result: dict,
-    champion: dict | None,
-    training: TrainingSettings,
-    lifecycle: LifecycleSettings,
-) -> tuple[list[str], str]:
-    """Why the challenger must not be promoted (empty when it may), and the full reasoning."""
-    decision = decide_promotion(
-        float(cv_accuracy["mean"]),
-        holdout["overall"]["accuracy"],
-        champion,
-        training.accuracy_threshold,
-        lifecycle.champion_tolerance,
-    )
+    holdout: dict, drift_result: dict, training: TrainingSettings, lifecycle: LifecycleSettings
+) -> tuple[list[str], PromotionDecision]:
+    """Why the challenger must not be promoted (empty when it may), and the decision on the same rows."""
+    decision = decide_from_evaluation(holdout, training.accuracy_threshold, lifecycle.champion_tolerance)
     problems = [] if decision.promote else [decision.message]
     report = drift_report(drift_result)
     if report is not None:
         verdict = drift_core.judge(report, lifecycle.drift_warn_psi, lifecycle.drift_fail_psi)
         if verdict.level == "fail":
             problems.append(f"drift: {verdict.message}")
-    return problems, decision.message
-
-
-def refuse_if_refitted_data(context: dg.AssetExecutionContext) -> None:
-    """The drift reference is fitted on clean_census here: it must be the table lgbm_model learnt
-    from, i.e. not materialised again since the model was."""
-    latest = {
-        name: context.instance.get_latest_materialization_event(dg.AssetKey(name))
-        for name in ("clean_census", "lgbm_model")
-    }
-    if all(latest.values()) and latest["clean_census"].timestamp > latest["lgbm_model"].timestamp:
-        raise refuse(
-            "clean_census was materialised after lgbm_model, so it is not the data the model was "
-            "trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
-        )
+    return problems, decision
 
 
 @dg.asset(**spec("production_model"))
@@ -70,9 +43,11 @@ def production_model(
 ) -> dg.MaterializeResult:
     """The champion: lgbm_model promoted under `models/<version>/`, pointed to by `production.json`.
 
-    The blocking checks on holdout_metrics (champion/challenger) and drift guard runs that include
-    them; the same decision is re-made here so a run selecting production_model alone cannot
-    promote a worse model. Nothing is ever deleted; rollback moves only the pointer.
+    The blocking checks on holdout_metrics (challenger against champion on the same rows) and drift
+    guard runs that include them; the same decision is re-made here so a run selecting
+    production_model alone cannot promote a worse model, and the promotion is conditional on the
+    champion holdout_metrics compared against. The registry version records what it was trained on
+    and the promotion record the evidence. Nothing is ever deleted; rollback moves only the pointer.
     """
     with refusing_permanent_errors():
         version = model_version(lgbm_model)
@@ -81,25 +56,39 @@ def production_model(
                 f"lgbm_model is {version} but holdout_metrics evaluated {holdout_metrics['model_version']}: "
                 "materialise holdout_metrics first"
             )
-        refuse_if_refitted_data(context)
+        refuse_if_refitted(context, "clean_census")
         champion = model_registry.pointer()
-        problems, reasoning = promotion_problems(cv_accuracy, holdout_metrics, drift, champion, training, lifecycle)
+        problems, decision = promotion_problems(holdout_metrics, drift, training, lifecycle)
+        current = champion["version"] if champion else None
+        if current != decision.champion_version:
+            problems.append(
+                f"the champion is {current or 'none'} but holdout_metrics compared against "
+                f"{decision.champion_version or 'none'}: materialise holdout_metrics again"
+            )
         if problems:
             raise refuse("not promoting lgbm_model: " + "; ".join(problems))
         overall = holdout_metrics["overall"]
+        # holdout_*: on the evaluation rows (the window of labelled batches, else the held-out table).
         metrics = {
             "cv_accuracy": float(cv_accuracy["mean"]),
             "holdout_accuracy": overall["accuracy"],
             "holdout_roc_auc": overall["roc_auc"],
             "holdout_log_loss": overall["log_loss"],
         }
+        evidence = {**decision.evidence(), "evaluation_rows": holdout_metrics["evaluation_rows"]}
         profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
         newly_written = model_registry.publish(
             version,
             lgbm_model,
             {
                 REFERENCE_PROFILE: profile.to_dict(),
-                TRAINING_METRICS: {**metrics, "training_rows": len(clean_census)},
+                TRAINING_METRICS: {
+                    **metrics,
+                    "training_rows": len(clean_census),
+                    # Never evaluation rows of a later comparison (holdout_metrics leaves them out).
+                    "training_batches": holdout_metrics["training_batches"],
+                    "evidence": evidence,
+                },
             },
         )
         # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
@@ -107,14 +96,15 @@ def production_model(
         # The swap is conditional on the champion decided against: a rollback or another promotion
         # landing in between fails this step (ChampionChangedError) instead of being overridden.
         record = champion if unchanged else model_registry.promote(
-            version, metrics, run_id=context.run.run_id, expected_champion=champion["version"] if champion else None
+            version, metrics, run_id=context.run.run_id, expected_champion=decision.champion_version, evidence=evidence
         )
         return dg.MaterializeResult(
             metadata={
                 **pointer_metadata(model_registry, record),
                 "newly_written": newly_written,
                 "already_in_production": unchanged,
-                "decision": reasoning,
+                "decision": decision.message,
+                "evidence": dg.MetadataValue.json(evidence),
                 **metrics,
             }
         )

@@ -8,53 +8,44 @@ import dagster as dg
 
 from census_assets.assets.evaluation import drift, drift_report, holdout_metrics
 from census_assets.core import drift as drift_core
-from census_assets.core.promotion import decide_promotion
-from census_assets.failures import refusing_permanent_errors
+from census_assets.core.promotion import decide_from_evaluation
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
-from census_assets.storage.registry import Registry
 
 
-@dg.asset_check(
-    asset=holdout_metrics,
-    blocking=True,
-    additional_ins={"cv_accuracy": dg.AssetIn("cv_accuracy")},
-)
+@dg.asset_check(asset=holdout_metrics, blocking=True)
 def challenger_beats_champion(
     context: dg.AssetCheckExecutionContext,
     holdout_metrics: dict,
-    cv_accuracy: dict,
-    model_registry: dg.ResourceParam[Registry],
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
 ) -> dg.AssetCheckResult:
-    """The new model's CV accuracy >= the production model's minus the tolerance, and its held-out
-    accuracy >= the accuracy threshold. Blocks production_model."""
-    with refusing_permanent_errors():
-        champion = model_registry.pointer()
-    decision = decide_promotion(
-        float(cv_accuracy["mean"]),
-        holdout_metrics["overall"]["accuracy"],
-        champion,
-        training.accuracy_threshold,
-        lifecycle.champion_tolerance,
-    )
+    """On the same evaluation rows: the lower bound of the 95% paired-bootstrap interval of
+    challenger - champion accuracy >= -champion_tolerance, and the challenger's accuracy >= the
+    accuracy threshold. Blocks production_model."""
+    decision = decide_from_evaluation(holdout_metrics, training.accuracy_threshold, lifecycle.champion_tolerance)
     if not decision.promote:
         context.log.error(f"champion/challenger: not promoting: {decision.message}")
+    comparison = decision.comparison
     return dg.AssetCheckResult(
         passed=decision.promote,
         severity=dg.AssetCheckSeverity.ERROR,
         description=decision.message,
         metadata={
             "challenger_version": holdout_metrics["model_version"],
-            "challenger_cv_accuracy": float(cv_accuracy["mean"]),
-            "challenger_holdout_accuracy": holdout_metrics["overall"]["accuracy"],
+            "challenger_accuracy": decision.challenger_accuracy,
             "champion_version": decision.champion_version or "none",
             **(
-                {"champion_cv_accuracy": decision.champion_cv_accuracy}
-                if decision.champion_cv_accuracy is not None
+                {
+                    "champion_accuracy": comparison.champion_accuracy,
+                    "accuracy_difference": comparison.difference,
+                    "accuracy_difference_ci_low": comparison.ci_low,
+                    "accuracy_difference_ci_high": comparison.ci_high,
+                }
+                if comparison
                 else {}
             ),
+            "evaluation_rows": holdout_metrics["evaluation_rows"]["description"],
             "threshold": training.accuracy_threshold,
             "tolerance": lifecycle.champion_tolerance,
         },

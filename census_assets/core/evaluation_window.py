@@ -107,6 +107,8 @@ class EvaluationPlan:
         )
         if self.use_window:
             return f"the evaluation window: {self.rows} labelled row(s) of {len(self.batches)} batch(es){left_out}"
+        if not self.batches and not self.left_out:
+            return "the held-out table: no labelled batch in the evaluation window"
         return (
             f"the held-out table: the evaluation window holds {self.rows} usable labelled row(s), fewer than "
             f"the minimum {self.min_rows}{left_out}"

@@ -1,4 +1,5 @@
-"""Which model is which, and whether a challenger may replace the champion (no Dagster, no storage)."""
+"""Which model is which, and whether a challenger may replace the champion, judged on the same rows
+(no Dagster, no storage)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from census_assets.core.evaluation import PairedComparison
 from census_assets.core.training import TrainedModel
@@ -32,50 +34,6 @@ def model_version(model: TrainedModel) -> str:
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """The champion/challenger verdict; `reasons` always says why, whichever way it goes."""
-
-    promote: bool
-    reasons: tuple[str, ...]
-    champion_version: str | None
-    champion_cv_accuracy: float | None
-
-    @property
-    def message(self) -> str:
-        return "; ".join(self.reasons)
-
-
-def decide_promotion(
-    cv_accuracy: float,
-    holdout_accuracy: float,
-    champion: Mapping | None,
-    threshold: float,
-    tolerance: float = 0.0,
-) -> PromotionDecision:
-    """Promote when held-out accuracy >= threshold and CV accuracy >= champion's - tolerance."""
-    holdout_ok = holdout_accuracy >= threshold
-    reasons = [
-        f"held-out accuracy {holdout_accuracy:.4f} {'>=' if holdout_ok else '<'} threshold {threshold:.4f}"
-    ]
-    if champion is None:
-        champion_cv, champion_ok = None, True
-        reasons.append("no production model yet")
-    else:
-        champion_cv = float(champion["metrics"]["cv_accuracy"])
-        champion_ok = cv_accuracy >= champion_cv - tolerance
-        reasons.append(
-            f"CV accuracy {cv_accuracy:.4f} {'>=' if champion_ok else '<'} champion "
-            f"{champion['version']}'s {champion_cv:.4f} - tolerance {tolerance:.4f}"
-        )
-    return PromotionDecision(
-        promote=holdout_ok and champion_ok,
-        reasons=tuple(reasons),
-        champion_version=champion["version"] if champion else None,
-        champion_cv_accuracy=champion_cv,
-    )
-
-
-@dataclass(frozen=True)
-class SameRowsDecision:
     """The verdict of challenger against champion on the same evaluation rows, and its evidence."""
 
     promote: bool
@@ -98,13 +56,13 @@ class SameRowsDecision:
         }
 
 
-def decide_on_same_rows(
+def decide_promotion(
     challenger_accuracy: float,
     comparison: PairedComparison | None,
     champion_version: str | None,
     threshold: float,
     tolerance: float,
-) -> SameRowsDecision:
+) -> PromotionDecision:
     """Promote iff the challenger's accuracy on the evaluation rows is at least `threshold` and,
     when there is a champion, the lower bound of the paired 95% interval of challenger - champion
     accuracy on those same rows is at least -`tolerance`."""
@@ -122,10 +80,24 @@ def decide_on_same_rows(
             f"{comparison.difference:+.4f}, 95% interval [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; "
             f"lower bound {'>=' if not_worse else '<'} -tolerance {-tolerance:+.4f}"
         )
-    return SameRowsDecision(
+    return PromotionDecision(
         promote=accurate and not_worse,
         reasons=tuple(reasons),
         champion_version=champion_version,
         challenger_accuracy=challenger_accuracy,
         comparison=comparison,
+    )
+
+
+def decide_from_evaluation(evaluation: Mapping[str, Any], threshold: float, tolerance: float) -> PromotionDecision:
+    """The decision on what holdout_metrics measured: the challenger's accuracy on the evaluation
+    rows and, when it was compared with a champion, the paired comparison on those rows."""
+    champion = evaluation.get("champion")
+    comparison = evaluation.get("comparison")
+    return decide_promotion(
+        evaluation["overall"]["accuracy"],
+        PairedComparison(**comparison) if comparison else None,
+        champion["version"] if champion else None,
+        threshold,
+        tolerance,
     )

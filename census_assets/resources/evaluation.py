@@ -10,7 +10,7 @@ from census_assets.core.schema import validate_source
 from census_assets.resources.source import CensusSource
 from census_assets.settings import GROUP_COLUMNS, HOLDOUT, setting_field
 from census_assets.sources import read_source
-from census_assets.sources.common import BUNDLED_HOLDOUT, BUNDLED_SOURCE, bundled_file
+from census_assets.sources.common import BIGQUERY_SCHEME, BUNDLED_SOURCE
 
 
 class EvaluationSettings(dg.ConfigurableResource):
@@ -29,10 +29,12 @@ class EvaluationSettings(dg.ConfigurableResource):
         "many rows neither model trained on; otherwise on the held-out table (CENSUS_HOLDOUT).",
     )
 
-    def read_holdout(self, source: CensusSource) -> pd.DataFrame:
-        """The held-out table in the source schema: the bundled one, or CENSUS_HOLDOUT read as a
-        source is (with the source's project and key for gs:// and bq://)."""
-        if self.holdout == BUNDLED_SOURCE:
-            return validate_source(pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)))
-        bigquery = source.bigquery() if self.holdout.startswith("bq://") else None
+    @property
+    def bundled_holdout(self) -> bool:
+        return self.holdout == BUNDLED_SOURCE
+
+    def read_own_holdout(self, source: CensusSource) -> pd.DataFrame:
+        """A CENSUS_HOLDOUT table other than the bundled one, read as a source is (with the
+        source's project and key for gs:// and bq://), in the source schema."""
+        bigquery = source.bigquery() if self.holdout.startswith(BIGQUERY_SCHEME) else None
         return validate_source(read_source(self.holdout, credentials=source.gcp_credentials, bigquery=bigquery))
