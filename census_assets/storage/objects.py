@@ -177,9 +177,12 @@ class LocalPendingWrite(PendingWrite):
                     self.temporary, self._handle = candidate, handle
                 else:
                     handle.close()
-        except OSError as error:
-            raise classified(error, "write", store.url(name)) from error
-        FAULTS("reserved", name, self.temporary)
+            FAULTS("reserved", name, self.temporary)
+        except BaseException as error:
+            self.discard()  # a write that fails as it starts leaves no temp file either
+            if isinstance(error, OSError):
+                raise classified(error, "write", store.url(name)) from error
+            raise
 
     def commit(self, data: bytes) -> None:
         if self._handle is None:
