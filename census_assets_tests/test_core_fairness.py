@@ -156,6 +156,9 @@ def test_gate_refuses_a_challenger_worse_for_one_group_only(evaluation):
     )
     assert (rows.loc["Female", "low"], rows.loc["Female", "high"]) == pytest.approx((float(low), float(high)))
     assert rows.loc["Female", "high"] < -0.02
+    recorded = gate.to_dict()
+    assert recorded["passed"] is False and recorded["failed"] == ["sex=Female"] and recorded["message"] == gate.message
+    assert recorded["groups"] == gate.table.to_dict(orient="records") and recorded["group_tolerance"] == 0.02
 
 
 def test_gate_passes_an_equal_challenger_and_a_small_drop(evaluation):

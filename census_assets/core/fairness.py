@@ -183,6 +183,18 @@ class GroupGate:
     def passed(self) -> bool:
         return not self.failed
 
+    def to_dict(self) -> dict:
+        """JSON-able: the verdict, the rule's settings, the message and the table's records."""
+        return {
+            "passed": self.passed,
+            "failed": list(self.failed),
+            "too_small": list(self.too_small),
+            "min_group_rows": self.min_group_rows,
+            "group_tolerance": self.group_tolerance,
+            "message": self.message,
+            "groups": self.table.to_dict(orient="records"),
+        }
+
     @property
     def message(self) -> str:
         if self.failed:
