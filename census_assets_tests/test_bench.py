@@ -1,5 +1,5 @@
-"""The benchmark runs (quickly, without the slow reference CV) so it cannot rot, and it stays out of
-the installed package."""
+"""The benchmark runs (quickly, without the slow reference CV) so it cannot rot, its floor graph
+has the real graph's shape, and it stays out of the installed package."""
 
 import json
 import subprocess
@@ -7,10 +7,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from setuptools import find_packages
 
 import benchmarks
+from benchmarks.floor import floor_definitions, graph_shape
+from census_assets import defs
+from census_assets.assets.specs import TRAINING_SELECTION
 
 ROOT = Path(benchmarks.__file__).resolve().parents[1]
 
@@ -49,3 +53,20 @@ def test_census_assets_never_imports_the_tests_or_the_benchmark():
         and line.split()[1].split(".")[0] in ("census_assets_tests", "benchmarks")
     ]
     assert sources and not offenders
+
+
+def test_the_floor_graph_has_the_training_selections_shape():
+    """Rebuilt from the real Definitions, the floor has the same ops, assets, edges and blocking
+    checks; its ops only report success."""
+    shape = graph_shape(defs, TRAINING_SELECTION)
+    floor = floor_definitions(shape)
+    assert graph_shape(floor, TRAINING_SELECTION) == shape
+    assets = {tuple(asset["key"]) for op in shape["ops"] for asset in op["assets"]}
+    checks = [check for op in shape["ops"] for check in op["checks"]]
+    assert {("raw_census",), ("cv_accuracy",), ("lgbm_model",), ("production_model",)} <= assets
+    assert any(check["blocking"] for check in checks) and shape["executor"] == defs.executor.name
+
+    result = dg.materialize([*floor.assets, *floor.asset_checks], selection=TRAINING_SELECTION)
+    assert result.success
+    assert len(result.get_asset_materialization_events()) == len(assets)
+    assert [evaluation.passed for evaluation in result.get_asset_check_evaluations()] == [True] * len(checks)
