@@ -20,14 +20,18 @@ from census_assets.core.model_card import (
     HUMAN_SECTIONS,
     TEMPLATE,
     build_card,
+    card_charts,
     code_versions,
     empty_human_parts,
     evaluation_section,
     human_parts,
     model_parameters,
+    pipeline_card,
     read_human_parts,
     render_markdown,
 )
+from census_assets.core.reporting import feature_importance
+from census_assets_tests.tiny_models import tiny_model
 
 pytestmark = pytest.mark.audit
 
@@ -90,7 +94,6 @@ def card(rows, contributions) -> dict:
         promotion={"challenger_accuracy": 0.84, "champion_accuracy": 0.83, "group_gate": [
             {"group": "sex=Female", "difference": -0.01, "high": 0.002, "verdict": "ok"}]},
         human=read_human_parts(),
-        reliability_diagram="reliability.png",
     )
 
 
@@ -204,7 +207,8 @@ def test_markdown_shows_the_numbers_of_the_card(card):
     assert f"{card['cv']['folds']} folds: mean accuracy {card['cv']['mean']:.4f}" in markdown
     assert "| sex | 0.3000 | 0.0000 |" in markdown  # drift, largest PSI first
     assert "| sex=Female | -0.0100 | 0.0020 | ok |" in markdown  # promotion evidence table
-    assert "![reliability diagram](reliability.png)" in markdown
+    assert "![reliability diagram, sex](reliability_sex.png)" in markdown
+    assert "![reliability diagram, race](reliability_race.png)" in markdown
     assert "| rank | column | mean \\|contribution\\| | share |" in markdown  # a bar in a cell is escaped
     for section in ("Training data", "Code and environment", "Parameters", "Cross-validation", "Evaluation",
                     "Per group", "Calibration", "Top features", "Drift against the previous champion",
@@ -233,3 +237,36 @@ def _inputs(card: dict) -> dict:
         "top_features": pd.DataFrame(card["top_features"]), "drift": card["drift"], "promotion": card["promotion"],
         "human": card["human"],
     }
+
+
+def test_card_charts_are_the_diagrams_it_names(card):
+    assert card["reliability_diagrams"] == {"sex": "reliability_sex.png", "race": "reliability_race.png"}
+    charts = card_charts(card)
+    assert list(charts) == ["reliability_sex.png", "reliability_race.png"]
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in charts.values())
+    assert charts["reliability_sex.png"] != charts["reliability_race.png"]
+    ungrouped = {**card, "evaluation": {**card["evaluation"], "calibration": {
+        **card["evaluation"]["calibration"], "groups": {}}}}
+    assert build_card(**_inputs(ungrouped))["reliability_diagrams"] == {"all rows": "reliability.png"}
+
+
+def test_pipeline_card_takes_the_audit_the_model_and_this_environment(card):
+    model = tiny_model(seed=5)
+    gate = {"passed": True, "failed": [], "too_small": [], "message": "no group judged (2) is worse", "groups": []}
+    audit = {"challenger": card["evaluation"], "importance": card["top_features"], "group_gate": gate}
+    made = pipeline_card(
+        model=model, version="0123456789abcdef", created="2026-12-04T10:00:00Z", run_id="run-2",
+        training_data={"rows": 10}, cv_scores=[0.8], audit=audit, drift={"reference_version": None, "psi": {}},
+        promotion={"decision": "promote"}, human=human_parts(FILLED),
+    )
+    assert made["parameters"] == model_parameters(model.booster) and made["parameters"]["num_threads"] == 1
+    assert made["gain_importance"] == feature_importance(model.booster).head(10).to_dict(orient="records")
+    assert made["code"] == code_versions() and made["drift"] is None
+    assert made["promotion"] == {"decision": "promote", "group_gate": gate}
+    assert made["evaluation"] == card["evaluation"] and made["human"]["Owners"] == "The census team."
+    assert pipeline_card(**{**_pipeline_inputs(made, model, audit), "promotion": None})["promotion"] is None
+
+
+def _pipeline_inputs(card: dict, model, audit: dict) -> dict:
+    return {"model": model, "version": card["version"], "created": card["created"], "run_id": card["run_id"],
+            "training_data": card["training_data"], "cv_scores": card["cv"]["scores"], "audit": audit}

@@ -21,12 +21,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from census_assets.core.calibration import ECE_LIMIT, calibration_report, calibration_warning
+from census_assets.core.calibration import (
+    ECE_LIMIT,
+    calibration_report,
+    calibration_warning,
+    diagram_curves,
+    reliability_diagram_png,
+)
 from census_assets.core.evaluation import DECISION_THRESHOLD, binary_metrics
 from census_assets.core.fairness import disparities, group_metrics
+from census_assets.core.reporting import feature_importance
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+
+    from census_assets.core.training import TrainedModel
 
 CARD_FORMAT = 1
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card_template.md"
@@ -138,7 +147,6 @@ def build_card(
     promotion: Mapping[str, Any] | None,
     human: Mapping[str, str],
     gain_importance: pd.DataFrame | None = None,
-    reliability_diagram: str | None = None,
     ece_limit: float = ECE_LIMIT,
 ) -> dict:
     """The card as a JSON-able dict (NaN as None).
@@ -147,7 +155,8 @@ def build_card(
     evaluation: evaluation_section(). top_features: explanations.global_importance().
     drift: the drift asset's result against the previous champion (None for a first model).
     promotion: the evidence recorded with the promotion (None when not promoted).
-    reliability_diagram: the file name of the diagram's PNG beside the card, if any.
+    The card names its reliability diagrams (card_charts draws them): one per group column, each
+    with all rows and that column's groups.
     """
     scores = [float(score) for score in cv_scores]
     missing = empty_human_parts(human)
@@ -169,7 +178,9 @@ def build_card(
         "evaluation": dict(evaluation),
         "calibration_limit": ece_limit,
         "calibration_warning": warning,
-        "reliability_diagram": reliability_diagram,
+        "reliability_diagrams": {
+            column: reliability_file(column) for column in evaluation["calibration"]["groups"]
+        } or {"all rows": reliability_file(None)},
         "top_features": top_features.head(TOP_FEATURES).to_dict(orient="records"),
         "gain_importance": None if gain_importance is None else gain_importance.head(TOP_FEATURES).to_dict(
             orient="records"
@@ -179,6 +190,59 @@ def build_card(
         "human": {name: human.get(name, "") for name in HUMAN_SECTIONS},
         "human_missing": missing,
     })
+
+
+def pipeline_card(
+    *,
+    model: TrainedModel,
+    version: str,
+    created: str,
+    run_id: str | None,
+    training_data: Mapping[str, Any],
+    cv_scores: Sequence[float],
+    audit: Mapping[str, Any],
+    drift: Mapping[str, Any] | None = None,
+    promotion: Mapping[str, Any] | None = None,
+    human: Mapping[str, str] | None = None,
+    ece_limit: float = ECE_LIMIT,
+) -> dict:
+    """The card of a model the pipeline trained and holdout_metrics audited (core.audit): the code
+    versions of this environment, the model's recorded parameters and gain importance, the
+    template's human parts (unless given), the group gate with the promotion evidence."""
+    gate = audit.get("group_gate")
+    return build_card(
+        version=version,
+        created=created,
+        run_id=run_id,
+        training_data=training_data,
+        code=code_versions(),
+        parameters=model_parameters(model.booster),
+        cv_scores=cv_scores,
+        evaluation=audit["challenger"],
+        top_features=pd.DataFrame(audit["importance"]),
+        drift=drift if drift and drift.get("reference_version") else None,
+        promotion=None if promotion is None else {**promotion, **({"group_gate": gate} if gate else {})},
+        human=read_human_parts() if human is None else human,
+        gain_importance=feature_importance(model.booster),
+        ece_limit=ece_limit,
+    )
+
+
+def reliability_file(column: str | None) -> str:
+    """The file name of the reliability diagram of a group column (None: all rows only)."""
+    return f"reliability_{column}.png" if column else "reliability.png"
+
+
+def card_charts(card: Mapping[str, Any]) -> dict[str, bytes]:
+    """The PNG files the card names, drawn from its calibration figures."""
+    report = card["evaluation"]["calibration"]
+    return {
+        name: reliability_diagram_png(
+            diagram_curves(report, column if column in report["groups"] else None),
+            title=f"model {card['version']}: reliability" + (f" by {column}" if column in report["groups"] else ""),
+        )
+        for column, name in card["reliability_diagrams"].items()
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -309,8 +373,8 @@ def _calibration(card: Mapping[str, Any]) -> list[str]:
     else:
         lines.append("Within the limit: a score can be read as the probability of the positive class for rows "
                      "like the evaluation rows.")
-    if card["reliability_diagram"]:
-        lines += ["", f"![reliability diagram]({card['reliability_diagram']})"]
+    for column, name in card["reliability_diagrams"].items():
+        lines += ["", f"![reliability diagram, {column}]({name})"]
     return lines
 
 
