@@ -1,4 +1,6 @@
-"""Model registry: versions, pointer, append-only history, rollback, champion/challenger."""
+"""Model registry (census_assets.storage.registry): versions (model_version, a content hash),
+pointer, append-only history, rollback, promotion conditional on the champion it was decided
+against. The champion/challenger decision itself is tested in test_core_comparison."""
 
 import ctypes
 import json
@@ -10,40 +12,21 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from census_assets.artifacts import ArtifactStore, codec_for, load_model_version, write_files
 from census_assets.core import training
 from census_assets.core.features import Vocabulary, encode, split_target
-from census_assets.core.registry import (
-    POINTER,
-    Registry,
-    RegistryError,
-    decide_promotion,
-    model_version,
-)
+from census_assets.core.promotion import model_version
 from census_assets.core.training import TrainedModel
+from census_assets.storage.errors import ChampionChangedError, RegistryError
+from census_assets.storage.objects import FAULTS, open_store
+from census_assets.storage.registry import POINTER, Registry
+from census_assets_tests.tiny_models import tiny_model
 
 pytestmark = pytest.mark.lifecycle
 
-CODEC = codec_for(TrainedModel)
-
-
-TINY_VOCABULARY = Vocabulary.from_dict(
-    dict.fromkeys(("workclass", "education", "occupation", "race", "sex", "income_bracket", "native_country"), ["a"])
-)
-
-
-def tiny_model(seed: int) -> TrainedModel:
-    names = TINY_VOCABULARY.feature_names
-    rng = np.random.default_rng(seed)
-    X = rng.random((200, len(names)))
-    y = (X[:, 0] + 0.1 * rng.random(200) > 0.5).astype(int)
-    dataset = lgb.Dataset(X, y, feature_name=names)
-    return TrainedModel(lgb.train({"verbose": -1, "seed": seed, "num_threads": 1}, dataset, 3), TINY_VOCABULARY)
-
 
 @pytest.fixture(scope="module")
-def models() -> tuple[TrainedModel, TrainedModel]:
-    return tiny_model(1), tiny_model(2)
+def models() -> tuple[TrainedModel, TrainedModel, TrainedModel]:
+    return tiny_model(1), tiny_model(2), tiny_model(3)
 
 
 @pytest.fixture(scope="module")
@@ -53,33 +36,32 @@ def gcs_bucket(gcs_emulator) -> str:
     return storage.Client().create_bucket(f"registry-{uuid.uuid4().hex[:8]}").name
 
 
-# Both backends: a local directory (flock) and gs:// on fake-gcs-server (generation preconditions).
-@pytest.fixture(params=["local", "gcs"])
+# Both backends: a local directory (flock) and gs:// on fake-gcs-server (generation preconditions;
+# the emulator is a process, so those cases are slow).
+@pytest.fixture(params=["local", pytest.param("gcs", marks=[pytest.mark.slow, pytest.mark.gcp])])
 def registry(request, tmp_path) -> Registry:
     if request.param == "local":
-        return Registry(ArtifactStore(str(tmp_path)))
+        return Registry(open_store(str(tmp_path)))
     bucket = request.getfixturevalue("gcs_bucket")
-    return Registry(ArtifactStore(f"gs://{bucket}/{tmp_path.name}", retry_deadline=10))
+    return Registry(open_store(f"gs://{bucket}/{tmp_path.name}", retry_deadline=10))
 
 
 def publish(registry: Registry, model: TrainedModel) -> str:
     version = model_version(model)
-    registry.publish(
-        version, lambda stem: write_files(registry.store, stem, CODEC.encode(model)), {"extra.json": {"k": 1}}
-    )
+    registry.publish(version, model, {"extra.json": {"k": 1}})
     return version
 
 
 def model_files(registry: Registry, *versions: str) -> dict[str, bytes]:
     return {
-        name: registry.store.read_bytes(name)
+        info.name: registry.store.read(info.name)
         for version in versions
-        for name, _ in registry.store.list(f"models/{version}")
+        for info in registry.store.list(f"models/{version}")
     }
 
 
 def test_model_version_is_a_content_hash(models):
-    first, second = models
+    first, second, _ = models
     reloaded = TrainedModel(lgb.Booster(model_str=first.booster.model_to_string()), first.vocabulary)
     assert model_version(first) == model_version(reloaded)
     assert model_version(first) != model_version(second)
@@ -133,12 +115,15 @@ def test_model_version_is_the_same_whatever_the_thread_count(census):
 def test_publish_writes_model_extras_and_manifest_once(registry, models):
     version = publish(registry, models[0])
     assert registry.is_published(version)
-    manifest = json.loads(registry.store.read_bytes(f"models/{version}/manifest.json"))
+    manifest = json.loads(registry.store.read(f"models/{version}/manifest.json"))
     assert set(manifest["files"]) == {"model.txt", "model.json", "model.vocabulary.json", "extra.json"}
     assert registry.read_json(version, "extra.json") == {"k": 1}
-    assert model_version(load_model_version(registry, version)) == version
+    assert model_version(registry.load(version)) == version
     # A second publish of the same version writes nothing.
-    assert registry.publish(version, lambda name: pytest.fail("rewrote a version"), {}) is False
+    written = []
+    with FAULTS.installed(lambda point, name, temporary: written.append(name) if point == "committed" else None):
+        assert registry.publish(version, models[1], {}) is False
+    assert written == []
 
 
 def test_promote_rollback_and_history(registry, models):
@@ -168,11 +153,11 @@ def test_promote_rollback_and_history(registry, models):
 def test_rollback_to_a_never_promoted_version_fails_and_keeps_pointer(registry, models):
     v1, v2 = publish(registry, models[0]), publish(registry, models[1])
     registry.promote(v1, {"cv_accuracy": 0.8}, run_id="r1")
-    before = registry.store.read_bytes(POINTER)
+    before = registry.store.read(POINTER)
     for version in (v2, "0000"):  # published but never promoted; unknown
         with pytest.raises(RegistryError, match="never promoted"):
             registry.rollback(version)
-    assert registry.store.read_bytes(POINTER) == before
+    assert registry.store.read(POINTER) == before
 
 
 def test_promote_needs_a_completed_version(registry, models):
@@ -197,7 +182,7 @@ def test_promote_needs_a_completed_version(registry, models):
 )
 def test_a_bad_production_pointer_is_refused_when_read(registry, models, pointer, reason):
     registry.promote(publish(registry, models[0]), {"cv_accuracy": 0.8}, run_id="r1")
-    registry.store.write_bytes(POINTER, pointer)
+    registry.store.write(POINTER, pointer)
     for read in (registry.pointer, registry.production, registry.history):
         with pytest.raises(RegistryError, match=reason):
             read()
@@ -209,9 +194,9 @@ def test_a_bad_production_pointer_is_refused_when_read(registry, models, pointer
 def test_a_tampered_model_file_is_refused_with_its_name(registry, models):
     version = publish(registry, models[0])
     name = f"models/{version}/model.txt"
-    registry.store.write_bytes(name, registry.store.read_bytes(name)[:-200])
+    registry.store.write(name, registry.store.read(name)[:-200])
     with pytest.raises(OSError, match=f"{name}.* is not the file that was committed"):
-        load_model_version(registry, version)
+        registry.load(version)
 
 
 def test_the_gcs_emulator_answers_a_failed_precondition_with_412(gcs_bucket):
@@ -247,24 +232,67 @@ def test_concurrent_promotions_lose_no_record(registry, models):
     assert registry.production()["version"] in versions
 
 
-CHAMPION = {"version": "v1", "metrics": {"cv_accuracy": 0.83}}
+@pytest.mark.integrity
+def test_a_promotion_is_conditional_on_the_champion_it_was_decided_against(registry, models):
+    """16.5 at the registry: a promotion decided against v2 while a rollback to v1 landed is not
+    made; the error names both champions; the rollback stays. Decided against the right champion
+    (or against "none yet" on an empty registry), it is made."""
+    v1, v2, v3 = (publish(registry, model) for model in models)
+    registry.promote(v1, {"cv_accuracy": 0.8310}, run_id="r1", expected_champion=None)
+    registry.promote(v2, {"cv_accuracy": 0.8320}, run_id="r2", expected_champion=v1)
+    decided_against = registry.pointer()["version"]  # the decision reads the champion ...
+    rollback = registry.rollback(v1, reason="v2 misbehaves")  # ... a rollback lands ...
+    with pytest.raises(ChampionChangedError) as refused:  # ... the swap is refused
+        registry.promote(v3, {"cv_accuracy": 0.8301}, run_id="r3", expected_champion=decided_against)
+    assert str(refused.value).startswith(
+        f"champion changed from {v2} to {v1} during the decision: not promoting {v3}"
+    )
+    assert registry.pointer() == rollback
+    assert [(r["action"], r["version"]) for r in registry.history()] == [
+        ("promote", v1), ("promote", v2), ("rollback", v1)
+    ]
+    with pytest.raises(ChampionChangedError, match=f"champion changed from none to {v1}"):
+        registry.promote(v3, {"cv_accuracy": 0.84}, run_id="r4", expected_champion=None)
+    record = registry.promote(v3, {"cv_accuracy": 0.84}, run_id="r5", expected_champion=v1)
+    assert registry.pointer() == record and record["previous_version"] == v1
 
 
-@pytest.mark.parametrize(
-    "cv, holdout, champion, tolerance, promote",
-    [
-        (0.81, 0.82, None, 0.0, True),  # first model passing the threshold
-        (0.81, 0.79, None, 0.0, False),  # first model failing the held-out threshold
-        (0.84, 0.85, CHAMPION, 0.0, True),  # better
-        (0.83, 0.85, CHAMPION, 0.0, True),  # equal (a retrain on the same data)
-        (0.82, 0.85, CHAMPION, 0.0, False),  # worse
-        (0.82, 0.85, CHAMPION, 0.02, True),  # worse, within the tolerance
-        (0.84, 0.79, CHAMPION, 0.0, False),  # better CV, held-out below the threshold
-    ],
-)
-def test_decide_promotion(cv, holdout, champion, tolerance, promote):
-    decision = decide_promotion(cv, holdout, champion, threshold=0.8, tolerance=tolerance)
-    assert decision.promote is promote
-    assert f"held-out accuracy {holdout:.4f}" in decision.message
-    if champion:
-        assert "champion v1's 0.8300" in decision.message
+@pytest.mark.integrity
+def test_a_rollback_landing_while_a_promotion_waits_for_its_swap_is_kept(tmp_path, models):
+    """16.5, the other order: the promotion's swap holds the pointer's lock (it stands still at its
+    first write inside the swap, the promotion record); a rollback arriving then waits for it,
+    lands after it, and names the challenger as the version it replaced. Never a promotion over a
+    rollback (the order above)."""
+    registry = Registry(open_store(str(tmp_path)))
+    v1, v2, v3 = (publish(registry, model) for model in models)
+    registry.promote(v1, {"cv_accuracy": 0.83}, run_id="r1")
+    registry.promote(v2, {"cv_accuracy": 0.83}, run_id="r2")
+    in_swap, go = threading.Event(), threading.Event()
+
+    def stand_still(point, name, temporary):
+        if point == "reserved" and name.startswith("promotions/") and "-promote-" in name:
+            in_swap.set()
+            go.wait(30)
+
+    outcome = {}
+
+    def promote():
+        try:
+            outcome["record"] = registry.promote(v3, {"cv_accuracy": 0.8301}, run_id="r3", expected_champion=v2)
+        except ChampionChangedError as error:
+            outcome["error"] = error
+
+    with FAULTS.installed(stand_still):
+        promotion = threading.Thread(target=promote)
+        promotion.start()
+        assert in_swap.wait(30)
+        rollback = threading.Thread(target=registry.rollback, args=(v1,), kwargs={"reason": "race"})
+        rollback.start()
+        rollback.join(0.5)
+        assert rollback.is_alive()  # the rollback waits for the swap holding the pointer's lock
+        go.set()
+        promotion.join(30)
+        rollback.join(30)
+    assert "record" in outcome  # decided against v2, and v2 was still the champion at the swap
+    production = registry.pointer()
+    assert (production["action"], production["version"], production["previous_version"]) == ("rollback", v1, v3)
