@@ -96,29 +96,35 @@ class Registry:
         return True
 
     def publish(self, version: str, model: TrainedModel, extra_json: Mapping[str, Any]) -> bool:
-        """Write a version once: the model's files, the JSON files, then the manifest of their
-        hashes, which completes the version. False (and nothing written) when already complete."""
+        """Write a version once: the model's files, the JSON files (a bytes value is written as it
+        is: a model card's Markdown, a chart), then the manifest of their hashes, which completes
+        the version. False (and nothing written) when already complete."""
         if self.is_published(version):
             return False
         prefix = self.prefix(version)
         written = write_files(self.store, self.model_name(version), MODEL_CODEC.encode(model))
         for name, value in extra_json.items():
-            data = json_bytes(value)
+            data = value if isinstance(value, bytes) else json_bytes(value)
             self.store.write(f"{prefix}/{name}", data)
             written[f"{prefix}/{name}"] = data
         files = {name.removeprefix(prefix + "/"): digest for name, digest in digests(written).items()}
         self.store.write(f"{prefix}/{MANIFEST}", json_bytes({"version": version, "files": files}))
         return True
 
-    def read_json(self, version: str, name: str) -> Any:
-        """A JSON file of a version, checked against the version's manifest."""
+    def read_bytes(self, version: str, name: str) -> bytes:
+        """A file of a version, checked against the version's manifest."""
         object_name = f"{self.prefix(version)}/{name}"
         expected = self.manifest(version).get(object_name)
         data = self.store.read(object_name)
         if expected is None or sha256(data) != expected:
             raise RegistryError(f"{self.store.url(object_name)} does not match version {version}'s manifest")
+        return data
+
+    def read_json(self, version: str, name: str) -> Any:
+        """A JSON file of a version, checked against the version's manifest."""
+        data = self.read_bytes(version, name)
         try:
-            return parse_json(data, self.store.url(object_name))
+            return parse_json(data, self.store.url(f"{self.prefix(version)}/{name}"))
         except CorruptArtifactError as error:
             raise RegistryError(str(error)) from None
 
