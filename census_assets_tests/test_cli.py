@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from census_assets.assets.specs import TRAINING_SELECTION
+
+pytestmark = pytest.mark.slow  # the whole graph in `dagster` subprocesses
 
 
 def materialize(storage, home, **env):
