@@ -1,9 +1,10 @@
 """A tiny code location for the run-queue tests: a batch-scoring stand-in in the `census_scoring`
-pool, until census_assets has its batch-scoring asset.
+pool. The real batch-scoring asset needs a production model and an inbox file per run; the queue
+only looks at the pool, so an asset that sleeps shows it as well.
 
-The pools are instance-wide: `census_scoring` (limit 2) here is the same pool as in census_assets,
-and runs of both locations share the instance's run queue (dagster.yaml, run granularity). The
-asset sleeps OPS_TEST_SLEEP seconds so that overlapping runs are seen. Load it with
+The pools are instance-wide: `census_scoring` here is the same pool as in census_assets, and runs of
+both locations share the instance's run queue (dagster.yaml, run granularity). The asset sleeps
+OPS_TEST_SLEEP seconds so that overlapping runs are seen. Load it with
 `-f census_assets_tests/ops_code_location.py`.
 """
 
@@ -12,7 +13,7 @@ import time
 
 import dagster as dg
 
-SCORING_POOL = "census_scoring"
+from census_assets.assets.specs import SCORING_POOL
 
 
 @dg.asset(pool=SCORING_POOL, group_name="ops_scoring")

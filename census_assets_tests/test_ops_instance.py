@@ -3,46 +3,41 @@
 One PostgreSQL server (session) and one deployment (module) serve the tests here: code servers
 for `census_assets` and a tiny batch-scoring location (ops_code_location.py), dagster-webserver and
 dagster-daemon on a DAGSTER_HOME holding the repo's dagster.yaml with the storage section of
-deploy/dagster.yaml (PostgreSQL, from DAGSTER_PG_*). The census source is a 3,000-row sample of
-the bundled table, so a training run takes seconds.
+deploy/dagster.yaml (PostgreSQL, from DAGSTER_PG_*), on a new database where nobody set a pool
+limit. The census source is a 3,000-row sample of the bundled table, so a training run takes
+seconds.
 
 Two training runs are launched through GraphQL at once, the way the UI's "Materialize all" does
 (the implicit asset job, an asset selection, no job tag): the run queue must start the second only
 after the first has ended (pool `census_training`, limit 1, run granularity), and both succeed.
 Three batch-scoring runs sent at the same moment run two at a time, alongside training (pool
-`census_scoring`, limit 2). Then: the events are in PostgreSQL, the history survives a restart of
-webserver and daemon, and GraphQL reads it. Run alone with `python -m pytest -m ops`.
+`census_scoring`, limit 2). The limits are the ones the run coordinator wrote when the first run
+was submitted. Then: the events are in PostgreSQL, the history survives a restart of webserver
+and daemon, and GraphQL reads it. Run alone with `python -m pytest -m ops`.
 """
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from census_assets_tests.daemon_support import dagster_daemon_instance
-from census_assets_tests.ui_support import DAGSTER_YAML as UI_TESTS_DAGSTER_YAML
-from census_assets_tests.ui_support import REPO_ROOT, inherited_environment
+from census_assets.assets.specs import POOL_LIMITS, SCORING_POOL
+from census_assets.automation.run_coordinator import PoolLimitsRunCoordinator
+from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, WEBSERVER_ONLY_YAML
+from census_assets_tests.harness.processes import REPO_ROOT, console_command, inherited_environment
+from census_assets_tests.test_ops_queue import most_at_once
 
 pytestmark = pytest.mark.ops
 
-REPO_DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
 DEPLOY_DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
-WEBSERVER_ONLY_YAML = REPO_ROOT / "deploy" / "webserver-only" / "dagster.yaml"
-BUNDLED_TRAIN = REPO_ROOT / "census_assets" / "data" / "census_train.parquet"
 SAMPLE_ROWS = 3_000
-
-TRAINING_POOL = "census_training"
-SCORING_POOL = "census_scoring"
-POOL_LIMITS = {TRAINING_POOL: 1, SCORING_POOL: 2}  # as docs/operations.md sets them, once per instance
 
 TRAINING_CHAIN = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"]
 GATE = "cv_accuracy_meets_threshold"
-# Until the batch-scoring asset exists, the scoring pool is exercised by a tiny second code location
-# in the same deployment with an asset in that pool (pools are instance-wide).
+# The scoring pool is exercised by a stand-in, a tiny second code location in the same deployment
+# with an asset in that pool (pools are instance-wide).
 POOLS_CODE = REPO_ROOT / "census_assets_tests" / "ops_code_location.py"
 POOLS_LOCATION = "ops_pools"
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
@@ -74,19 +69,21 @@ def test_production_instance_is_the_repo_instance_on_postgres_with_the_password_
     assert {field: database[field] for field in fields} == {field: {"env": var} for field, var in fields.items()}
 
 
-def test_repo_instance_queues_every_run_with_run_granularity_pools(tmp_path):
+def test_repo_instance_queues_every_run_with_run_granularity_pools_and_monitors_runs(tmp_path):
     from dagster import DagsterInstance
     from dagster._core.instance.config import PoolGranularity
-    from dagster._core.run_coordinator import QueuedRunCoordinator
 
     (tmp_path / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
     with DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert isinstance(instance.run_coordinator, PoolLimitsRunCoordinator)  # a QueuedRunCoordinator
         config = instance.get_concurrency_config()
         assert config.pool_config.pool_granularity == PoolGranularity.RUN
         assert config.pool_config.default_pool_limit == 1
         assert config.run_queue_config.should_block_op_concurrency_limited_runs
-        assert config.run_queue_config.max_concurrent_runs >= 1 + POOL_LIMITS[SCORING_POOL]
+        assert config.run_queue_config.max_concurrent_runs >= sum(POOL_LIMITS.values())
+        # Run monitoring: runs that never start, and runs nobody reports dead, end some day.
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_start_timeout_seconds > 0 and instance.run_monitoring_max_runtime_seconds > 0
 
 
 def test_webserver_only_instance_starts_runs_without_a_daemon(tmp_path):
@@ -96,17 +93,14 @@ def test_webserver_only_instance_starts_runs_without_a_daemon(tmp_path):
     (tmp_path / "dagster.yaml").write_text(WEBSERVER_ONLY_YAML.read_text())
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert isinstance(instance.run_coordinator, DefaultRunCoordinator)
-    assert UI_TESTS_DAGSTER_YAML == WEBSERVER_ONLY_YAML  # the browser tests' bare webserver uses it
 
 
 # The dg CLI
 
 
 def dg(*args: str, home: Path) -> subprocess.CompletedProcess:
-    dg_cli = Path(sys.executable).with_name("dg")
-    command = [str(dg_cli)] if dg_cli.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
     return subprocess.run(
-        [*command, *args],
+        [*console_command("dg", "dagster_dg_cli.cli"), *args],
         cwd=REPO_ROOT,  # dg reads [tool.dg] from pyproject.toml here
         env={**inherited_environment(), "DAGSTER_HOME": str(home)},
         capture_output=True, text=True, timeout=300,
@@ -156,11 +150,10 @@ def test_cli_materialize_records_in_postgres_with_the_production_instance_file(
         "CENSUS_SOURCE": str(census_sample),
         "CENSUS_STORAGE_URL": str(tmp_path / "storage"),
     }
-    dagster = Path(sys.executable).with_name("dagster")
+    command = [*console_command("dagster", "dagster"), "asset", "materialize", "-m", "census_assets"]
     result = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "census_assets", "--select", "raw_census"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [*command, "--select", "raw_census"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     db = database["DAGSTER_PG_DB"]
     assert [status for (status,) in postgres_server.query(db, "SELECT status FROM runs")] == ["SUCCESS"]
@@ -174,9 +167,9 @@ def test_cli_materialize_records_in_postgres_with_the_production_instance_file(
 
 
 @pytest.fixture(scope="module")
-def census_sample(tmp_path_factory) -> Path:
+def census_sample(tmp_path_factory, bundled_raw) -> Path:
     path = tmp_path_factory.mktemp("census_source") / "census_sample.parquet"
-    pd.read_parquet(BUNDLED_TRAIN).sample(SAMPLE_ROWS, random_state=0).to_parquet(path, index=False)
+    bundled_raw.sample(SAMPLE_ROWS, random_state=0).to_parquet(path, index=False)
     return path
 
 
@@ -186,7 +179,7 @@ def pg_database(postgres_server) -> dict:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, census_sample, pg_database):
+def deployment(tmp_path_factory, census_sample, pg_database, start_dagster):
     base = tmp_path_factory.mktemp("ops_deployment")
     instance_yaml = repo_yaml_with_postgres(base / "instance.yaml")
     env = {
@@ -198,21 +191,29 @@ def deployment(tmp_path_factory, census_sample, pg_database):
         "OPS_TEST_SLEEP": "3",  # each asset of the pools location
     }
     locations = {"census_assets": ("-m", "census_assets"), POOLS_LOCATION: ("-f", str(POOLS_CODE))}
-    with dagster_daemon_instance(base, instance_yaml, env, locations, pool_limits=POOL_LIMITS, name="ops") as running:
+    # No `dagster instance concurrency set`: the pools' limits come from the run coordinator.
+    with start_dagster(base, instance_yaml, env, locations, name="ops") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def launches(deployment) -> dict[str, list[dict]]:
+def launches(deployment, pg_database) -> dict[str, list[dict]]:
     """Sent at the same moment: two "Materialize all"-style launches of the census training chain,
     and three batch-scoring runs of the pools location. Returns the finished runs by kind, each
-    with `dequeued`: when the daemon's run queue let it go (its RunStartingEvent)."""
+    with `dequeued`: when the daemon's run queue let it go (its RunStartingEvent); and the pool
+    limits the database held before the first launch."""
+    server, database = pg_database["server"], pg_database["env"]["DAGSTER_PG_DB"]
+    limits_before = server.query(database, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
     training = [deployment.launch_assets(TRAINING_CHAIN) for _ in range(2)]
     scoring = [deployment.launch_assets(["ops_batch_scores"], location=POOLS_LOCATION) for _ in range(3)]
     runs = deployment.wait_for_runs([*training, *scoring])
     for run_id, run in runs.items():
         run["dequeued"] = deployment.event_times(run_id)["RunStartingEvent"]
-    return {"training": [runs[run_id] for run_id in training], "scoring": [runs[run_id] for run_id in scoring]}
+    return {
+        "training": [runs[run_id] for run_id in training],
+        "scoring": [runs[run_id] for run_id in scoring],
+        "limits_before": limits_before,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -220,14 +221,15 @@ def two_training_runs(launches) -> list[dict]:
     return launches["training"]
 
 
-def test_two_training_runs_queue_behind_each_other_and_both_succeed(two_training_runs):
+def test_two_training_runs_queue_behind_each_other_on_a_new_database_and_both_succeed(launches, two_training_runs):
+    assert launches["limits_before"] == []  # nobody set a limit: the first launch did
     first, second = sorted(two_training_runs, key=lambda run: run["startTime"])
     assert [first["status"], second["status"]] == ["SUCCESS", "SUCCESS"], two_training_runs
     for run in (first, second):
         assert run["jobName"] == "__ASSET_JOB"
         own_tags = [tag for tag in run["tags"] if not tag["key"].startswith(("dagster/", ".dagster/"))]
         assert own_tags == []  # nothing a tag concurrency limit could match: the pool does it
-    assert second["startTime"] >= first["endTime"], (
+    assert second["dequeued"] >= first["endTime"] and second["startTime"] >= first["endTime"], (
         f"overlap: first {first['startTime']:.1f}-{first['endTime']:.1f}, "
         f"second {second['startTime']:.1f}-{second['endTime']:.1f}"
     )
@@ -281,27 +283,15 @@ def test_history_survives_a_restart_and_graphql_reads_it(deployment, two_trainin
     }
 
 
-# The scoring pool, before the batch-scoring asset exists: census_assets_tests/ops_code_location.py,
-# launched together with the two training runs above.
-
-
-def overlapping(runs: list[dict]) -> int:
-    """The largest number of these runs holding a slot at the same moment: from the run queue
-    letting a run go (RunStartingEvent, written by the daemon as it launches the run) to its end.
-    Those are the queue's own decisions: this does not depend on how fast run processes start."""
-    edges = sorted([(run["dequeued"], 1) for run in runs] + [(run["endTime"], -1) for run in runs])
-    most = current = 0
-    for _, step in edges:  # an end sorts before a start at the same time: back-to-back is no overlap
-        current += step
-        most = max(most, current)
-    return most
+# The scoring pool, through the stand-in of census_assets_tests/ops_code_location.py, launched
+# together with the two training runs above.
 
 
 def test_scoring_runs_two_at_a_time_alongside_training(launches):
     training, scoring = launches["training"], launches["scoring"]
     assert {run["status"] for run in scoring} == {"SUCCESS"}, scoring
-    assert overlapping(scoring) == 2, scoring  # two at once, never three
-    assert overlapping([*training, *scoring]) == 3, launches  # one training run alongside them
+    assert most_at_once(scoring) == POOL_LIMITS[SCORING_POOL], scoring  # two at once, never three
+    assert most_at_once([*training, *scoring]) == 3, launches  # one training run alongside them
 
 
 RUNS = """query Runs($runIds: [String!]) { runsOrError(filter: {runIds: $runIds}) {
