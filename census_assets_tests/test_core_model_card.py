@@ -25,6 +25,7 @@ from census_assets.core.model_card import (
     empty_human_parts,
     evaluation_section,
     human_parts,
+    human_parts_refusal,
     model_parameters,
     pipeline_card,
     read_human_parts,
@@ -106,6 +107,8 @@ def test_the_templates_sections_are_read_without_comments():
         "Owners": "The census team.",
     }
     assert empty_human_parts(parts) == ["Limitations"]
+    assert human_parts_refusal(parts).startswith("the model card's human-written parts are empty: Limitations; ")
+    assert human_parts_refusal({**parts, "Limitations": "Small groups."}) is None
     # The template kept in the repository has the four sections, still to be written.
     text = TEMPLATE.read_text()
     assert all(f"## {name}\n" in text for name in HUMAN_SECTIONS)

@@ -78,6 +78,17 @@ def empty_human_parts(parts: Mapping[str, str]) -> list[str]:
     return [name for name in HUMAN_SECTIONS if not parts.get(name)]
 
 
+def human_parts_refusal(parts: Mapping[str, str]) -> str | None:
+    """Why promotion must wait when the human-written parts are required and some are empty."""
+    missing = empty_human_parts(parts)
+    if not missing:
+        return None
+    return (
+        f"the model card's human-written parts are empty: {', '.join(missing)}; write them in "
+        "census_assets/model_card_template.md (the setting that requires them is on)"
+    )
+
+
 def code_versions(repository: Path | None = TEMPLATE.parent.parent) -> dict[str, str | None]:
     """Python's version, each of DISTRIBUTIONS' installed version (None when not installed), and
     the git commit of `repository` when it is a git checkout (None otherwise)."""

@@ -8,8 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from census_assets.core.model_card import card_charts, render_markdown
+from census_assets.core.calibration import ECE_LIMIT
+from census_assets.core.model_card import card_charts, pipeline_card, render_markdown
+from census_assets.core.training import TrainedModel
 from census_assets.storage.errors import RegistryError
+from census_assets.storage.manifests import utc_now
 from census_assets.storage.registry import Registry
 
 CARD_MARKDOWN = "model_card.md"
@@ -24,6 +27,33 @@ def card_files(card: Mapping[str, Any]) -> dict[str, Any]:
     """The files Registry.publish writes with the version: the card as JSON and as Markdown, and
     the diagrams it names."""
     return {CARD_JSON: dict(card), CARD_MARKDOWN: render_markdown(card).encode(), **card_charts(card)}
+
+
+def promotion_card_files(
+    model: TrainedModel,
+    version: str,
+    run_id: str | None,
+    holdout: Mapping[str, Any],
+    cv_scores: list[float],
+    drift: Mapping[str, Any] | None,
+    evidence: Mapping[str, Any],
+    ece_limit: float = ECE_LIMIT,
+) -> dict[str, Any]:
+    """card_files of the card production_model publishes: holdout_metrics' audit and training data
+    facts, the drift against the previous champion and the promotion evidence."""
+    card = pipeline_card(
+        model=model,
+        version=version,
+        created=utc_now(),
+        run_id=run_id,
+        training_data=holdout["training_data"],
+        cv_scores=cv_scores,
+        audit=holdout["audit"],
+        drift=drift,
+        promotion=evidence,
+        ece_limit=ece_limit,
+    )
+    return card_files(card)
 
 
 def _version(registry: Registry, version: str | None) -> str:
