@@ -1,9 +1,9 @@
 """Shared fixtures (temporary storage, a fresh DAGSTER_HOME, the bundled tables) and the fast tier.
 
 `python -m pytest -q -m "not slow"` is the fast tier. Which tests are `slow` is decided here, in one
-place: a test is slow when it uses a fixture of PROCESS_FIXTURES (directly or through another
+place: a test is slow when it uses a fixture of SLOW_FIXTURES (directly or through another
 fixture), carries a marker of PROCESS_MARKERS, or is marked `@pytest.mark.slow` itself (a test
-that runs the whole graph in a subprocess, where no fixture says so).
+that starts a process no fixture names: the whole graph or a CLI in a subprocess).
 """
 
 import pandas as pd
@@ -14,8 +14,9 @@ from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
 
 pytest_plugins = ["census_assets_tests.harness.plugin"]
 
-# The fixtures that start a process: a server, a browser, a daemon, an emulator, a database.
-PROCESS_FIXTURES = {
+# Fixtures that make a test slow, used directly or through another fixture.
+SLOW_FIXTURES = {
+    # They start a process: a server, a browser, a daemon, an emulator, a database.
     "dagster_ui",  # harness/plugin.py: code server + webserver
     "fresh_dagster_ui",
     "start_dagster",  # code servers + webserver + daemon
@@ -25,7 +26,15 @@ PROCESS_FIXTURES = {
     "gcs_emulator",  # fake-gcs-server
     "bq_emulator",  # bqemulator
     "fault_proxy",  # in front of fake-gcs-server
-    "servers",  # test_integrity.py: the fork servers that run the whole graph in child processes
+    "servers",  # test_integrity.py: fork servers running the whole graph in child processes
+    # They train the whole graph in this process, seconds per run, for a module's tests to share.
+    "lineage",  # test_lifecycle.py: three models, one on the whole bundled table
+    "drift_runs",  # test_lifecycle.py: two more runs after them
+    "good_run",  # test_assets.py: the whole bundled table, 15-fold CV
+    "local_run",  # test_gcp.py: the same, the baseline of the GCS run
+    "built",  # test_cli_contract.py
+    "trained",  # test_batches.py: two models
+    "eight_x",  # test_core_training.py: CV on eight times the bundled table
 }
 # Markers whose every test starts processes: a browser with its webserver; a Dask cluster of
 # worker processes. (`gcp` and `ops` tests start processes only through the fixtures above.)
@@ -34,7 +43,7 @@ PROCESS_MARKERS = {"browser", "dask"}
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if PROCESS_FIXTURES.intersection(item.fixturenames) or any(
+        if SLOW_FIXTURES.intersection(item.fixturenames) or any(
             item.get_closest_marker(marker) for marker in PROCESS_MARKERS
         ):
             item.add_marker(pytest.mark.slow)

@@ -1,5 +1,5 @@
 """The fixtures that start processes, and the report hooks that go with them. Loaded by conftest.py
-(`pytest_plugins`); every fixture here is in conftest's PROCESS_FIXTURES, so a test using one is
+(`pytest_plugins`); every fixture here is in conftest's SLOW_FIXTURES, so a test using one is
 `slow`.
 
 - dagster_ui / fresh_dagster_ui: a code server and dagster-webserver, no daemon, on an instance
