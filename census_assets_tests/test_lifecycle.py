@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
+from census_assets.alerts.sensors import census_run_failure_alert
 from census_assets.assets.specs import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline
 from census_assets.automation.schedules import weekly_retrain
-from census_assets.automation.sensors import census_run_failure_alert, census_source_changed
+from census_assets.automation.sensors import census_source_changed
 from census_assets.core.features import split_target
 from census_assets.core.promotion import model_version
 from census_assets.core.scoring import PROBABILITY, score
