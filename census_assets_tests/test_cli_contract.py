@@ -1,15 +1,19 @@
-"""Integrity (points 6 and 7): the CLI's error contract under every fault, and bad training data
-refused at raw_census. Run alone with `python -m pytest -m integrity`.
+"""Integrity (points 6 and 7, and issue 16's prune refusals): the CLI's error contract under
+every fault, and bad training data refused at raw_census. Run alone with `python -m pytest -m integrity`.
 
-6. Every failure of `census-assets predict | history | rollback` is ONE stderr line
-   `census-assets <command>: error: ...`, exit status 2, never a traceback; the output is prepared
-   before scoring and written atomically (no partial file, no temp file). A few cases run the real
-   console script in a subprocess (proving "no traceback" on stderr); the rest call cli.main.
+6. Every failure of `census-assets predict | history | rollback | prune` that the user can act on
+   (bad input or settings, storage, registry) is ONE stderr line `census-assets <command>: error: ...`,
+   exit status 2, never a traceback; anything else is a bug in census-assets: ONE line
+   `census-assets <command>: internal error: ...`, exit status 70 (EX_SOFTWARE), and `--debug` shows
+   its traceback. The output is prepared before scoring and written atomically (no partial file, no
+   temp file). A few cases run the real console script in a subprocess (proving "no traceback" on
+   stderr); the rest call cli.main.
 7. A source that passes the schema but cannot train a model fails raw_census with the reason and
    leaves every stored output as it was.
 
 One registry with a production model is built per module (the whole graph in-process on a
-3,000-row sample, one CV repeat); each test that breaks storage works on a copy of it.
+3,000-row sample, one CV repeat); each test that breaks storage works on a copy of it. The prune
+cases work on a storage of a few committed frames.
 """
 
 import errno
@@ -31,6 +35,9 @@ from census_assets.core.scoring import FLAG, PROBABILITY
 from census_assets.definitions import build_definitions
 from census_assets.resources.training import TrainingSettings
 from census_assets.settings import load_environment
+from census_assets.storage.codecs import codec_for
+from census_assets.storage.commits import ArtifactKey, commit
+from census_assets.storage.objects import LocalObjectStore
 from census_assets_tests.helpers import step_failure_message
 
 pytestmark = pytest.mark.integrity
@@ -504,6 +511,89 @@ def test_usage_errors_are_one_line_too(capsys):
     assert one_error_line(capsys.readouterr().err, "predict").startswith(
         "the following arguments are required: --output"
     )
+
+
+def test_an_internal_error_is_one_line_with_status_70_and_debug_shows_the_traceback(capsys, monkeypatch, tmp_path):
+    """A programming error (here: the registry helper returning nothing) is not reported as the
+    user's: "internal error", status 70; --debug prints the traceback before the same line."""
+    monkeypatch.setattr(cli, "registry", lambda *args, **kwargs: None)
+    expected = (
+        "census-assets history: internal error: AttributeError: 'NoneType' object has no attribute 'pointer' "
+        "(a bug in census-assets; --debug shows the traceback)"
+    )
+    code, err = main(capsys, "history", "--storage", str(tmp_path))
+    assert code == cli.EX_SOFTWARE == 70
+    assert err.splitlines() == [expected]
+    code, err = main(capsys, "history", "--storage", str(tmp_path), "--debug")
+    lines = err.strip().splitlines()
+    assert code == 70 and lines[0] == "Traceback (most recent call last):" and lines[-1] == expected
+    assert "AttributeError: 'NoneType' object has no attribute 'pointer'" in lines[-2]
+
+
+# ---- issue 16: what prune refuses ---------------------------------------------------------------
+
+
+@pytest.fixture
+def small_storage(tmp_path) -> Path:
+    """Two commits of one frame: prune --keep 1 would delete the first."""
+    root = tmp_path / "census_storage"
+    store = LocalObjectStore(root)
+    for run in ("r1", "r2"):
+        commit(store, ArtifactKey("t"), run, codec_for(pd.DataFrame).encode(pd.DataFrame({"a": [run]})))
+    return root
+
+
+def prune_cli(capsys, storage: str, *options: str) -> tuple[int, str, str]:
+    code = cli.main(["prune", "--storage", storage, *options])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("case", ["missing folder", "a file", "relative path", "no census storage"])
+def test_prune_refuses_a_storage_that_is_not_one(capsys, tmp_path, monkeypatch, case):
+    """16.10: a typo in --storage is an error, never "deleted 0" and exit 0."""
+    monkeypatch.chdir(tmp_path)
+    if case == "missing folder":
+        storage, expected = str(tmp_path / "missing"), f"storage {tmp_path / 'missing'}: no such folder"
+    elif case == "a file":
+        (tmp_path / "file").write_text("x")
+        storage, expected = str(tmp_path / "file"), f"storage {tmp_path / 'file'}: a file, not a folder"
+    elif case == "relative path":
+        (tmp_path / "relative" / "pointers").mkdir(parents=True)
+        storage, expected = "relative", "--storage relative is a relative path: give the storage's absolute path"
+    else:
+        (tmp_path / "empty").mkdir()
+        storage = str(tmp_path / "empty")
+        expected = f"{tmp_path / 'empty'} holds no census storage (no pointers/, runs/ or models/)"
+    code, out, err = prune_cli(capsys, storage)
+    assert code == 2 and one_error_line(err, "prune") == expected and out == ""
+
+
+def test_prune_refuses_a_pointer_that_is_not_one(capsys, small_storage):
+    """16.10: a pointer holding [1, 2] is a corrupt artifact named by its path (exit 2), not an
+    unexpected TypeError; nothing is deleted."""
+    before = tree(small_storage)
+    pointer = small_storage / "pointers" / "t.json"
+    pointer.write_text("[1, 2]\n")
+    code, out, err = prune_cli(capsys, str(small_storage), "--keep", "1")
+    assert code == 2 and out == ""
+    assert one_error_line(err, "prune") == f"{pointer} is not an artifact pointer (no list of run ids)"
+    assert tree(small_storage) == {**before, "pointers/t.json": b"[1, 2]\n"}
+
+
+@pytest.mark.parametrize("grace", ["-1", "-0.5", "nan", "inf", "-inf"])
+def test_prune_refuses_a_grace_period_that_is_negative_or_not_finite(capsys, small_storage, grace):
+    """16.2: --grace-hours must be a finite number of hours, at least 0; refused before anything
+    is deleted."""
+    before = tree(small_storage)
+    code, out, err = prune_cli(capsys, str(small_storage), "--keep", "1", f"--grace-hours={grace}")
+    assert code == 2 and out == ""
+    assert one_error_line(err, "prune") == (
+        f"--grace-hours must be a finite number of hours, at least 0, got {float(grace)}"
+    )
+    assert tree(small_storage) == before
+    code, out, err = prune_cli(capsys, str(small_storage), "--keep", "1", "--grace-hours", "0")
+    assert code == 0 and out.startswith("deleted 2 run-scoped objects"), err
 
 
 # ---- 7. bad training data is refused at raw_census, before anything is written ------------------
