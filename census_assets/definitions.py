@@ -6,12 +6,14 @@ from census_assets.assets.batches import BATCH_ASSETS
 from census_assets.assets.census import TRAINING_ASSETS
 from census_assets.assets.evaluation import drift, holdout_metrics
 from census_assets.assets.feature_table import feature_table
+from census_assets.assets.performance import PERFORMANCE_ASSETS
 from census_assets.assets.promotion import production_model
 from census_assets.assets.scoring import scored_census
 from census_assets.assets.source import census_source
 from census_assets.assets.specs import for_deployment
 from census_assets.automation.inbox import BATCH_JOBS, build_inbox_sensor
 from census_assets.automation.jobs import census_pipeline, rollback_production
+from census_assets.automation.labels import LABEL_JOBS, build_decay_sensor, build_labels_sensor
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import (
     asset_health_alert_sensor,
@@ -21,6 +23,7 @@ from census_assets.automation.sensors import (
 )
 from census_assets.checks.batches import BATCH_CHECKS
 from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
+from census_assets.checks.performance import PERFORMANCE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
 from census_assets.resources.dask import DaskResource
@@ -114,10 +117,11 @@ def build_resources(environment: Environment) -> dict:
 def build_definitions(environment: Environment) -> dg.Definitions:
     return dg.Definitions(
         assets=for_deployment(
-            [census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS, *BATCH_ASSETS], environment
+            [census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS, *BATCH_ASSETS, *PERFORMANCE_ASSETS],
+            environment,
         ),
-        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *BATCH_CHECKS],
-        jobs=[census_pipeline, rollback_production, *BATCH_JOBS],
+        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *BATCH_CHECKS, *PERFORMANCE_CHECKS],
+        jobs=[census_pipeline, rollback_production, *BATCH_JOBS, *LABEL_JOBS],
         schedules=[weekly_retrain],
         sensors=[
             census_source_changed,
@@ -125,6 +129,9 @@ def build_definitions(environment: Environment) -> dg.Definitions:
             census_run_failure_alert,
             asset_health_alert_sensor(environment.alert_interval_seconds),
             build_inbox_sensor(environment.inbox_interval_seconds),
+            build_labels_sensor(environment.inbox_interval_seconds),
+            # It looks for failed checks, as the asset-health alert sensor does, and as often.
+            build_decay_sensor(environment.alert_interval_seconds),
         ],
         resources=build_resources(environment),
         # The graph is a chain: one process avoids paying a Python start-up per step.

@@ -20,7 +20,6 @@ PERFORMANCE_ASSET = "batch_performance"
 # Where batch_performance's published copies go: `<storage>/performance/<partition>.parquet`.
 PERFORMANCE_FOLDER = "performance"
 SPLIT_ATTR = "labelled_split"
-ROW_COLUMN = "row"  # the labelled row's position in its batch
 
 
 def load_labelled_rows(store: ObjectStore, batch: LabelledBatch) -> pd.DataFrame:

@@ -52,7 +52,8 @@ class Role:
 SOURCE_READ = Role(TRAINING_GROUP, TRAINING_POOL, None)
 TRAINING = Role(TRAINING_GROUP, TRAINING_POOL, GATED_EAGER)
 LIFECYCLE = Role(LIFECYCLE_GROUP, TRAINING_POOL, GATED_EAGER)
-# Batch scoring follows the inbox sensor (docs/batches.md); batch_summary only reads the instance.
+# Batch scoring follows the inbox sensor (docs/batches.md), batch_performance the labels sensor
+# (docs/lifecycle.md); the summaries only read the instance.
 BATCH_SCORING = Role(BATCH_GROUP, SCORING_POOL, None)
 BATCH_REPORT = Role(BATCH_GROUP, None, None)
 
@@ -77,6 +78,8 @@ SPECS: dict[str, Spec] = {
     "scored_census": Spec(LIFECYCLE, frozenset({"lightgbm", "pandas", "parquet"})),
     "scored_batch": Spec(BATCH_SCORING, frozenset({"lightgbm", "pandas", "parquet"})),
     "batch_summary": Spec(BATCH_REPORT, frozenset({"pandas", "parquet"})),
+    "batch_performance": Spec(BATCH_REPORT, frozenset({"pandas", "parquet"})),
+    "performance_summary": Spec(BATCH_REPORT, frozenset({"pandas", "parquet"})),
 }
 # The asset whose freshness policy says the weekly retrain ran (CENSUS_FRESHNESS_*_HOURS).
 RETRAINED_ASSET = "lgbm_model"

@@ -23,14 +23,19 @@ def latest_materialization(instance: dg.DagsterInstance, partition: str) -> dg.E
     return records[0] if records else None
 
 
-def _partitioned_check(function):
-    # A check with its own partitions is a Dagster preview feature (1.13): one evaluation per batch.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
-        return dg.asset_check(asset=scored_batch, partitions_def=census_batches)(function)
+def partitioned_check(asset: dg.AssetsDefinition, **check_arguments):
+    """A check of a batch asset evaluated per batch (partition). A check with its own partitions is a
+    Dagster preview feature (1.13), whose warning is silenced here."""
+
+    def decorate(function):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+            return dg.asset_check(asset=asset, partitions_def=census_batches, **check_arguments)(function)
+
+    return decorate
 
 
-@_partitioned_check
+@partitioned_check(scored_batch)
 def batch_drift(context: dg.AssetCheckExecutionContext, lifecycle: LifecycleSettings) -> dg.AssetCheckResult:
     """No feature's PSI above drift_fail_psi (ERROR) or drift_warn_psi (WARN) in this batch,
     against the training data of the model that scored it."""

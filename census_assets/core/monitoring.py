@@ -55,11 +55,13 @@ def judge_performance(
 class DecayState:
     """The sensor's cursor. `boundary` is the production record the current period follows (an
     episode ends when production moves); `episode` the run key of the retraining it requested;
-    `alerted` whether the not-promoted alert went out."""
+    `alerted` whether the not-promoted alert went out; `scanned` how far the sensor has read the
+    check evaluations (an event log storage id)."""
 
     boundary: str | None = None
     episode: str | None = None
     alerted: bool = False
+    scanned: int = 0
 
     def to_cursor(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -69,7 +71,12 @@ class DecayState:
         if not cursor:
             return cls()
         data = json.loads(cursor)
-        return cls(boundary=data.get("boundary"), episode=data.get("episode"), alerted=bool(data.get("alerted")))
+        return cls(
+            boundary=data.get("boundary"),
+            episode=data.get("episode"),
+            alerted=bool(data.get("alerted")),
+            scanned=int(data.get("scanned", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ def plan_decay(
     promotion: one retraining request per episode; if that run ends and production has not moved,
     one alert, then nothing until production moves."""
     if production_record != state.boundary:
-        state = DecayState(boundary=production_record)
+        state = DecayState(boundary=production_record, scanned=state.scanned)
     if production_record is None:
         return DecayPlan(state)
     if state.episode is None:
