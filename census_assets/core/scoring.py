@@ -51,6 +51,19 @@ class Scored:
     out_of_range: dict[str, int] = field(default_factory=dict)
     # the training ranges the input was checked against: column -> (min, max)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The scorable rows before and after cleaning, one per input row that got a score, kept for
+    # drift_rows: drift profiles the rows the scores were computed from rather than cleaning again.
+    scorable: pd.DataFrame | None = field(default=None, repr=False)
+    cleaned: pd.DataFrame | None = field(default=None, repr=False)
+
+    def drift_rows(self) -> pd.DataFrame | None:
+        """The scorable rows as clean() leaves a source table, the profile core.drift.compare
+        reads: a row repeating an earlier one (in every source column) counted once, as training
+        counts it. None when no row could be scored."""
+        if self.cleaned is None:
+            return None
+        first = ~self.scorable.duplicated().to_numpy()
+        return self.cleaned.loc[first].drop(columns=_ROW).reset_index(drop=True)
 
     def range_warnings(self) -> list[str]:
         """One line per column with impossible or out-of-range values (for reports and stderr)."""
@@ -129,11 +142,11 @@ def score(
     # are filled so that its dropna keeps the row.
     unused = [LABEL_COLUMN, *DROPPED_COLUMNS]
     inputs = table.drop(columns=unused)
-    complete = inputs.notna().all(axis=1).to_numpy()
+    absent = inputs.isna()
+    complete = ~absent.any(axis=1).to_numpy()
     table = table.fillna({name: ("" if SOURCE_COLUMNS[name] == STRING else 0) for name in unused})
     probability = np.full(len(table), np.nan)
     flags = np.full(len(table), "", dtype=object)
-    absent = inputs.isna()
     for index in np.flatnonzero(~complete):
         flags[index] = "not scored: missing " + ",".join(inputs.columns[absent.iloc[index]])
     scored = Scored(raw, int((~complete).sum()), {}, impossible, out_of_range, ranges)
@@ -143,7 +156,8 @@ def score(
     if complete.any():
         # A row key makes every row distinct, so clean()'s drop_duplicates keeps them all while
         # its stripping and '?' -> 'Unknown' stay exactly the training code.
-        cleaned = clean(table[complete].assign(**{_ROW: np.flatnonzero(complete)}))
+        scored.scorable = table[complete]
+        cleaned = scored.cleaned = clean(scored.scorable.assign(**{_ROW: np.flatnonzero(complete)}))
         batch = encode(cleaned, vocabulary)
         scored.unseen = batch.unseen
         if strict and batch.unseen:
