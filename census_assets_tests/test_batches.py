@@ -577,7 +577,7 @@ def test_daemon_scores_dropped_files_and_rescores_after_a_promotion(trained, hol
             figures = {e["label"]: e.get("floatValue") for e in events[0]["metadataEntries"]} if events else {}
             return figures if figures.get("batches") == 3.0 else None
 
-        figures = wait_for(summarised, 120, what="batch_summary of three batches", details=details)
+        figures = wait_for(summarised, 240, what="batch_summary of three batches", details=details)
         assert figures["batches_scored"] == 2.0 and figures["batches_failed"] == 1.0
 
         version_b = promote_b(storage, trained)
