@@ -92,7 +92,7 @@ def card(rows, contributions) -> dict:
         evaluation=evaluation,
         top_features=global_importance(contributions),
         drift={"reference_version": "fedcba9876543210", "psi": {"age": 0.02, "sex": 0.3}, "unseen_share": {}},
-        promotion={"challenger_accuracy": 0.84, "champion_accuracy": 0.83, "group_gate": [
+        promotion={"challenger_accuracy": 0.84, "champion_accuracy": 0.83, "left_out": [], "group_gate": [
             {"group": "sex=Female", "difference": -0.01, "high": 0.002, "verdict": "ok"}]},
         human=read_human_parts(),
     )
@@ -210,6 +210,7 @@ def test_markdown_shows_the_numbers_of_the_card(card):
     assert f"{card['cv']['folds']} folds: mean accuracy {card['cv']['mean']:.4f}" in markdown
     assert "| sex | 0.3000 | 0.0000 |" in markdown  # drift, largest PSI first
     assert "| sex=Female | -0.0100 | 0.0020 | ok |" in markdown  # promotion evidence table
+    assert "\nleft_out: none\n" in markdown
     assert "![reliability diagram, sex](reliability_sex.png)" in markdown
     assert "![reliability diagram, race](reliability_race.png)" in markdown
     assert "| rank | column | mean \\|contribution\\| | share |" in markdown  # a bar in a cell is escaped

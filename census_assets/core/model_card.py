@@ -309,7 +309,7 @@ def _facts(mapping: Mapping[str, Any]) -> str:
             headers = list(value[0])
             blocks.append(f"{key}:\n\n" + _table(headers, [[item.get(h) for h in headers] for item in value]))
         elif isinstance(value, list):
-            blocks.append(f"{key}: " + ", ".join(_number(item) for item in value))
+            blocks.append(f"{key}: " + (", ".join(_number(item) for item in value) or "none"))
         elif isinstance(value, Mapping):
             blocks.append(f"{key}:\n\n" + _facts(value))
     return "\n\n".join(blocks)
