@@ -468,6 +468,32 @@ def test_rescore_all_is_one_run_per_partition_so_a_key_with_a_comma_fails_alone(
 # ---- one bad inbox entry fails only itself ----------------------------------------------------------
 
 
+@pytest.mark.integrity
+def test_the_inbox_listing_refuses_each_bad_entry_with_its_reason_and_keeps_the_rest(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.csv").write_text("age\n1\n")
+    with open(os.path.join(os.fsencode(inbox), b"bad\xff\xfe.csv"), "wb") as handle:
+        handle.write(b"age\n1\n")
+    os.symlink("loop.csv", inbox / "loop.csv")
+    (tmp_path / "outside.csv").write_text("age\n2\n")
+    os.symlink(tmp_path / "outside.csv", inbox / "elsewhere.csv")
+    os.mkfifo(inbox / "pipe.csv")
+    (inbox / "folder.csv").mkdir()  # sub-folders are not looked into
+    os.symlink("loop.txt", inbox / "loop.txt")  # not a batch name: not reported either
+    batches = BatchInbox(url=str(inbox), storage=ArtifactStorage(url=str(tmp_path / "storage")))
+
+    listing = batches.list_batches()
+    assert [(f.name, f.fingerprint) for f in listing.files] == [("good.csv", content_fingerprint(b"age\n1\n"))]
+    assert sorted(listing.refused) == ["bad\\xff\\xfe.csv", "elsewhere.csv", "loop.csv", "pipe.csv"]
+    assert "not valid UTF-8" in listing.refused["bad\\xff\\xfe.csv"]
+    assert "symbolic link" in listing.refused["loop.csv"] and "symbolic link" in listing.refused["elsewhere.csv"]
+    assert "not a regular file" in listing.refused["pipe.csv"]
+    # scored_batch finds its file by a listing: a bad neighbour does not stop it, a link is no batch.
+    assert batches.find("good.csv") == "good.csv" and batches.find("loop.csv") is None
+    assert batches.read("good.csv") == (b"age\n1\n", content_fingerprint(b"age\n1\n"))
+
+
 def write_good(inbox: Path, holdout: pd.DataFrame) -> Path:
     inbox.mkdir(parents=True, exist_ok=True)
     holdout.head(200).drop(columns="marital_status").to_csv(inbox / "good.csv", index=False)

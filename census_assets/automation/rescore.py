@@ -96,7 +96,10 @@ def rescore_tick(context: dg.SensorEvaluationContext, storage: ArtifactStorage, 
         return dg.SkipReason(f"cannot list the re-score requests in {store.url(REQUESTS)}: "
                              f"{type(error).__name__}: {error}")  # fmt: skip
     if requests:
-        pointer = model_registry.pointer()
+        try:
+            pointer = model_registry.pointer()
+        except Exception as error:  # a bad pointer: the requests wait (the cursor is not saved)
+            return dg.SkipReason(f"cannot read the production pointer: {type(error).__name__}: {error}")
         if pointer is None:
             context.log.warning("re-score requested but no model is in production: nothing to re-score with")
             state.handled.update(request.id for request in requests)
