@@ -27,6 +27,7 @@ SLOW_FIXTURES = {
     "bq_emulator",  # bqemulator
     "fault_proxy",  # in front of fake-gcs-server
     "servers",  # test_integrity.py: fork servers running the whole graph in child processes
+    "dg_home",  # test_ops_instance.py: the `dg` CLI, loading the code location in a subprocess
     # They train the whole graph in this process, seconds per run, for a module's tests to share.
     "lineage",  # test_lifecycle.py: three models, one on the whole bundled table
     "drift_runs",  # test_lifecycle.py: two more runs after them
