@@ -2,6 +2,7 @@
 (census_assets.storage.commits), each input read from this run, the run it re-executes, or the
 pointer, verified against its manifest."""
 
+import typing
 from typing import Any
 
 import dagster as dg
@@ -69,12 +70,21 @@ class CensusIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        store, codec, lineage = self.storage.store(), codec_for(context.dagster_type.typing_type), _lineage(context)
+        annotated = context.dagster_type.typing_type
+        # An input of several partitions is annotated dict[str, T] (partition key -> T), each stored as a T.
+        several = context.has_asset_partitions and typing.get_origin(annotated) is dict
+        store, lineage = self.storage.store(), _lineage(context)
+        codec = codec_for(typing.get_args(annotated)[1] if several else annotated)
         try:
             if not context.has_asset_partitions:
                 return load_committed(store, _key(context, None), codec, lineage)
             keys = context.asset_partition_keys
+            if not several and len(keys) != 1:
+                raise TypeError(
+                    f"input {context.name} reads {len(keys)} partitions: annotate it "
+                    f"dict[str, {getattr(annotated, '__name__', annotated)}] (partition key -> value)"
+                )
             loaded = {key: load_committed(store, _key(context, key), codec, lineage) for key in keys}
         except PermanentStorageError as error:  # corrupt, unreadable or missing: retrying cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        return loaded[keys[0]] if len(keys) == 1 else loaded
+        return loaded if several else loaded[keys[0]]
