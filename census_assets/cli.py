@@ -5,7 +5,7 @@ prune old run files, re-score batches.
   census-assets history
   census-assets rollback --version <version> [--reason TEXT]
   census-assets prune [--keep N] [--grace-hours H]
-  census-assets rescore [--all] [--dry-run]
+  census-assets rescore [--all]
 
 The storage location is CENSUS_STORAGE_URL (as for the pipeline) unless --storage is given.
 A failure the user can act on (bad input or settings, storage, registry) is one line on stderr,
@@ -232,16 +232,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def rescore(args: argparse.Namespace) -> None:
-    """Queue runs that re-score the batches scored by another model than production's
-    (docs/batches.md): a `dagster job backfill` of score_batches on the instance at DAGSTER_HOME."""
-    from census_assets.automation.inbox import rescore as queue_rescore
+    """Ask the census_rescore sensor to re-score the batches scored by another model than
+    production's, or every batch with --all (docs/batches.md)."""
+    from census_assets.automation.rescore import request_rescore  # Dagster only for this command
 
-    production = registry(args.storage).production()["version"]
-    location = ["-w", args.workspace] if args.workspace else ["-m", "census_assets"]
-    try:
-        queue_rescore(production, args.all, location, dry_run=args.dry_run)
-    except RuntimeError as error:
-        raise CliError(str(error)) from None
+    for line in request_rescore(storage_of(args.storage), everything=args.all):
+        print(line)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -275,10 +271,13 @@ def parser() -> argparse.ArgumentParser:
         default=24.0,
         help="a finished run's uncommitted files and abandoned temp files are kept this long (a running run's: always)",
     )
-    s = command("rescore", rescore, "Re-score the batches scored by another model than production's (DAGSTER_HOME).")
+    s = command(
+        "rescore",
+        rescore,
+        "Re-score the batches scored by another model than production's "
+        "(a request the census_rescore sensor carries out, one run per batch).",
+    )
     s.add_argument("--all", action="store_true", help="every batch, not only those behind production")
-    s.add_argument("--workspace", help="the deployment's workspace.yaml (default: the module census_assets)")
-    s.add_argument("--dry-run", action="store_true", help="print the batches and the dagster commands only")
     return main
 
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from census_assets.alerts.sensors import asset_health_alert_sensor, census_run_failure_alert
 from census_assets.assets.batches import BATCH_ASSETS
 from census_assets.assets.census import TRAINING_ASSETS
 from census_assets.assets.evaluation import drift, holdout_metrics
@@ -11,16 +12,13 @@ from census_assets.assets.promotion import production_model
 from census_assets.assets.scoring import scored_census
 from census_assets.assets.source import census_source
 from census_assets.assets.specs import for_deployment
-from census_assets.automation.inbox import BATCH_JOBS, build_inbox_sensor
+from census_assets.automation.batch_jobs import BATCH_JOBS
+from census_assets.automation.inbox import build_inbox_sensor
 from census_assets.automation.jobs import census_pipeline, rollback_production
 from census_assets.automation.labels import LABEL_JOBS, build_decay_sensor, build_labels_sensor
+from census_assets.automation.rescore import census_rescore
 from census_assets.automation.schedules import weekly_retrain
-from census_assets.automation.sensors import (
-    asset_health_alert_sensor,
-    census_automation,
-    census_run_failure_alert,
-    census_source_changed,
-)
+from census_assets.automation.sensors import census_automation, census_source_changed
 from census_assets.checks.batches import BATCH_CHECKS
 from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.performance import PERFORMANCE_CHECKS
@@ -129,6 +127,7 @@ def build_definitions(environment: Environment) -> dg.Definitions:
             census_run_failure_alert,
             asset_health_alert_sensor(environment.alert_interval_seconds),
             build_inbox_sensor(environment.inbox_interval_seconds),
+            census_rescore,
             build_labels_sensor(environment.inbox_interval_seconds),
             # It looks for failed checks, as the asset-health alert sensor does, and as often.
             build_decay_sensor(environment.alert_interval_seconds),

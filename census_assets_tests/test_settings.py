@@ -113,11 +113,6 @@ def test_the_key_is_in_the_environment_and_secrets_stay_out_of_its_repr():
     assert not load_environment({}).gcp_key_in_env and load_environment({}).gcp_credentials == ""
 
 
-def test_dagster_home_is_read_here_too():
-    assert load_environment({"DAGSTER_HOME": "/opt/dagster/home"}).dagster_home == "/opt/dagster/home"
-    assert load_environment({}).dagster_home == ""
-
-
 def test_every_default_is_valid_and_is_what_an_unset_variable_gives(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_environment({})

@@ -17,7 +17,6 @@ from census_assets.assets.batches import census_batches as batch_partitions
 from census_assets.assets.batches import scored_batch
 from census_assets.automation.batch_jobs import (
     ASSET_JOB,
-    BATCH_JOBS,  # noqa: F401 - transitional: definitions.py imports it from here (census_assets.automation.batch_jobs)
     CONTENT_TAG,
     FILE_TAG,
     MAX_RUNS_PER_TICK,

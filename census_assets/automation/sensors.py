@@ -5,9 +5,6 @@ sensors, which only observe, are census_assets.alerts.
 
 import dagster as dg
 
-# Transitional: definitions.py and tests import the alert sensors from here until they import them
-# from census_assets.alerts.sensors; then these two names go.
-from census_assets.alerts.sensors import asset_health_alert_sensor, census_run_failure_alert  # noqa: F401
 from census_assets.assets.source import observation_event, source_observation
 from census_assets.automation.jobs import census_pipeline
 from census_assets.resources.source import CensusSource

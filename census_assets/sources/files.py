@@ -1,22 +1,20 @@
 """CSV and Parquet sources on a local path or gs:// (through the storage layer's one GCS client
 stack, with the GCP_CREDENTIALS key), and their fingerprints."""
 
-import io
-
 import pandas as pd
 
+from census_assets.core import file_formats
 from census_assets.core.fingerprints import stream_fingerprint
 from census_assets.sources.common import SourceError
 from census_assets.storage.objects import open_store, split_url
 
-FILE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv"}
-
 
 def file_format(uri: str) -> str:
-    for suffix, kind in FILE_FORMATS.items():
-        if uri.lower().endswith(suffix):
-            return kind
-    raise SourceError(f"cannot tell the format of {uri!r}: expected one of {', '.join(FILE_FORMATS)}")
+    """`csv` or `parquet` (core.file_formats), refused as a SourceError naming the file."""
+    try:
+        return file_formats.file_format(uri)
+    except file_formats.UnknownFormatError as error:
+        raise SourceError(str(error)) from None
 
 
 def is_remote(uri: str) -> bool:
@@ -29,20 +27,12 @@ def read_bytes(uri: str, credentials: str | None = None) -> bytes:
     return open_store(folder, credentials=credentials).read(name)
 
 
-def parse_file(data: bytes | str, uri: str) -> pd.DataFrame:
-    """A CSV (gzip when named .gz) or Parquet file's rows; `data` is the bytes or a local path."""
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
-    if file_format(uri) == "parquet":
-        return pd.read_parquet(source)
-    return pd.read_csv(source, compression="gzip" if uri.lower().endswith(".gz") else None)
-
-
 def read_file(uri: str, credentials: str | None = None) -> pd.DataFrame:
     """A CSV or Parquet file from a local path or gs:// (`credentials`: a base64 service-account key)."""
     file_format(uri)
     try:
         data = read_bytes(uri, credentials) if is_remote(uri) else uri.removeprefix("file://")
-        return parse_file(data, uri)
+        return file_formats.read_table(data, uri)
     except FileNotFoundError:
         raise SourceError(f"source file not found: {uri}") from None
 

@@ -18,11 +18,11 @@ run's output for an asset it committed itself (if its own files are gone, it ref
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from census_assets.core.names import is_safe_name
 from census_assets.storage.codecs import Codec, load
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
 from census_assets.storage.leases import LEASES, LeaseRecord, parse_lease, read_lease, record_commit
@@ -40,14 +40,6 @@ from census_assets.storage.objects import TEMP_SUFFIX, ObjectStore
 RUNS = "runs"
 POINTERS = "pointers"
 KEEP_HISTORY = 100  # materialisations remembered per pointer (retention keeps the newest N of them)
-# Partition keys and run ids become object names: only these characters, never `..` or `/`.
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-
-
-def is_safe_name(value: str) -> bool:
-    return bool(SAFE_NAME.fullmatch(value)) and ".." not in value
-
-
 def _safe(kind: str, value: str) -> str:
     if not is_safe_name(value):
         raise ValueError(f"{kind} {value!r} is not a safe object name ([A-Za-z0-9_.-], no '..')")
