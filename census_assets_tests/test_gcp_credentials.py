@@ -50,9 +50,8 @@ def test_predict_reads_a_gs_input_with_the_key(bucket, key, token_endpoint, tmp_
     registry = shutil.copytree(FIXTURE / "census_storage", tmp_path / "storage")
     monkeypatch.setenv("GCP_CREDENTIALS", key)
     output = tmp_path / "scored.csv"
-    code = cli.main(
-        ["predict", "--input", f"gs://{BUCKET}/incoming/batch_a.csv", "--output", str(output), "--storage", str(registry)]
-    )
+    source = f"gs://{BUCKET}/incoming/batch_a.csv"
+    code = cli.main(["predict", "--input", source, "--output", str(output), "--storage", str(registry)])
     assert code == 0, capsys.readouterr().err
     assert token_endpoint.grants >= 1
     assert len(pd.read_csv(output)) == len(pd.read_csv(FIXTURE / "inbox" / "batch_a.csv"))
