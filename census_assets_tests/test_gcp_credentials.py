@@ -14,7 +14,9 @@ import pytest
 from google.cloud import storage
 
 from census_assets import cli
+from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.source import CensusSource
+from census_assets.resources.storage import ArtifactStorage
 from census_assets_tests.gcp_emulators import BQ_PROJECT
 
 pytestmark = pytest.mark.gcp
@@ -55,3 +57,15 @@ def test_predict_reads_a_gs_input_with_the_key(bucket, key, token_endpoint, tmp_
     assert code == 0, capsys.readouterr().err
     assert token_endpoint.grants >= 1
     assert len(pd.read_csv(output)) == len(pd.read_csv(FIXTURE / "inbox" / "batch_a.csv"))
+
+
+def test_a_gs_inbox_is_listed_and_read_with_the_key(bucket, key, token_endpoint):
+    batch = (FIXTURE / "inbox" / "batch_a.csv").read_bytes()
+    bucket.blob("inbox/batch_a.csv").upload_from_string(batch)
+    storage_resource = ArtifactStorage(url=f"gs://{BUCKET}/storage", gcp_credentials=key)
+    inbox = BatchInbox(url=f"gs://{BUCKET}/inbox", storage=storage_resource)
+    listing = inbox.list_batches()
+    assert token_endpoint.grants >= 1
+    assert [file.name for file in listing.files] == ["batch_a.csv"]
+    data, fingerprint = inbox.read("batch_a.csv")
+    assert data == batch and fingerprint == listing.files[0].fingerprint
