@@ -6,7 +6,7 @@ import pandas as pd
 from census_assets.assets.evaluation import read_holdout
 from census_assets.assets.promotion import production_model
 from census_assets.assets.specs import spec
-from census_assets.core.features import TARGET_VALUE
+from census_assets.core.labels import LABEL_COLUMN, is_target
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY
 from census_assets.failures import refusing_permanent_errors
 from census_assets.metadata import frame_metadata
@@ -22,7 +22,7 @@ def scored_census(model_registry: dg.ResourceParam[Registry]) -> dg.Output[pd.Da
         pointer, scored = score_with_production(holdout, model_registry)
     frame = scored.frame
     labelled = frame[PREDICTION].notna()
-    actual = (holdout["marital_status"].str.strip() == TARGET_VALUE).astype(int)
+    actual = pd.Series(is_target(holdout[LABEL_COLUMN]), index=holdout.index)
     return dg.Output(
         frame,
         metadata={

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from census_assets.core.evaluation import DECISION_THRESHOLD, PairedComparison, holdout_report, paired_bootstrap
+from census_assets.core.evaluation import PairedComparison, holdout_report, paired_bootstrap
 from census_assets.core.features import encode, split_target
+from census_assets.core.labels import DECISION_THRESHOLD
 from census_assets.core.training import TrainedModel
 
 CHALLENGER = "challenger"

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-DECISION_THRESHOLD = 0.5
+from census_assets.core.labels import DECISION_THRESHOLD
+
 GROUP_COLUMNS = ("sex", "race")
 CONFIDENCE = 0.95
 Z_95 = 1.959963984540054  # the standard normal quantile at 97.5%

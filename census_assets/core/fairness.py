@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from census_assets.core import evaluation
-from census_assets.core.evaluation import DECISION_THRESHOLD, Z_95
+from census_assets.core.evaluation import Z_95
+from census_assets.core.labels import DECISION_THRESHOLD
 
 MIN_GROUP_ROWS = 50
 GROUP_TOLERANCE = 0.02

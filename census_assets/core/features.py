@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from census_assets.core.labels import LABEL_COLUMN, is_target
+
 CATEGORICAL_COLUMNS = (
     "workclass",
     "education",
@@ -19,7 +21,6 @@ CATEGORICAL_COLUMNS = (
 NUMERIC_COLUMNS = ("capital_gain", "capital_loss", "hours_per_week")
 AGE_BINS = (16, 29, 39, 49, 59, 100)
 TARGET = "never_married"
-TARGET_VALUE = "Never-married"
 # The reference drops this dummy: it is the complement of income_bracket_>50K.
 REDUNDANT_DUMMY = "income_bracket_<=50K"
 VOCABULARY_ATTR = "vocabulary"
@@ -101,7 +102,7 @@ def encode(clean_df: pd.DataFrame, vocabulary: Vocabulary) -> EncodedBatch:
         index = vocabulary.categories[name].index(category)
         columns[dummy] = (codes[name] == index).astype(np.uint8)
     columns["age_bins"] = age_bins(clean_df["age"]).to_numpy()
-    columns[TARGET] = (clean_df["marital_status"] == TARGET_VALUE).to_numpy().astype(np.uint8)
+    columns[TARGET] = is_target(clean_df[LABEL_COLUMN])
     frame = pd.DataFrame(columns, index=clean_df.index)
     frame.attrs[VOCABULARY_ATTR] = vocabulary.to_dict()
     return EncodedBatch(frame, unseen)

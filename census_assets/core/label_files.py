@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from census_assets.core.batches import BatchError, read_batch
-from census_assets.core.labels import LABEL_COLUMN, TARGET_VALUE
+from census_assets.core.labels import LABEL_COLUMN, is_target
 
 ROW_ID = "row_id"
 # Every marital status of the census schema (the bundled tables hold exactly these).
@@ -64,7 +64,7 @@ class BatchLabels:
     @property
     def never_married(self) -> np.ndarray:
         """The target the model predicts, 0/1 per labelled row."""
-        return (self.statuses == TARGET_VALUE).astype(np.uint8)
+        return is_target(pd.Series(self.statuses))
 
     @property
     def revision(self) -> str:

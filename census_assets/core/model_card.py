@@ -28,8 +28,9 @@ from census_assets.core.calibration import (
     diagram_curves,
     reliability_diagram_png,
 )
-from census_assets.core.evaluation import DECISION_THRESHOLD, binary_metrics
+from census_assets.core.evaluation import binary_metrics
 from census_assets.core.fairness import disparities, group_metrics
+from census_assets.core.labels import DECISION_THRESHOLD
 from census_assets.core.reporting import feature_importance
 
 if TYPE_CHECKING:

@@ -25,15 +25,13 @@ from census_assets.core.features import (
     encode,
     split_target,
 )
+from census_assets.core.labels import DECISION_THRESHOLD, LABEL_COLUMN
 from census_assets.core.schema import SOURCE_COLUMNS, STRING, validate_source
 from census_assets.core.validation import PHYSICAL_LIMITS, describe_limits, outside
 
 PROBABILITY = "never_married_probability"
 PREDICTION = "never_married"
 FLAG = "scoring_flag"
-DECISION_THRESHOLD = 0.5
-# The label is what we predict: scoring input need not carry it.
-LABEL_COLUMN = "marital_status"
 _ROW = "__row__"
 
 

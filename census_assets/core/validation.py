@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from census_assets.core.cleaning import strip_strings
-from census_assets.core.features import TARGET, TARGET_VALUE
+from census_assets.core.features import TARGET
+from census_assets.core.labels import LABEL_COLUMN, TARGET_VALUE, is_target
 
 # Inclusive bounds of what a person can report; None: unbounded on that side.
 PHYSICAL_LIMITS: dict[str, tuple[int | None, int | None]] = {
@@ -23,7 +23,6 @@ PHYSICAL_LIMITS: dict[str, tuple[int | None, int | None]] = {
     "capital_loss": (0, None),
     "hours_per_week": (0, 168),  # 24 x 7
 }
-LABEL_COLUMN = "marital_status"
 # Distinct rows are counted on a prefix of each class first: enough distinct rows there settles it.
 _DISTINCT_PREFIX = 10_000
 
@@ -93,7 +92,7 @@ def training_problems(table: pd.DataFrame, n_splits: int) -> list[str]:
             f"(missing: {_missing_summary(table)})"
         )
         return problems
-    positive = (strip_strings(complete[LABEL_COLUMN]) == TARGET_VALUE).to_numpy()
+    positive = is_target(complete[LABEL_COLUMN]).astype(bool)
     counts = {1: _distinct_rows(complete[positive], n_splits), 0: _distinct_rows(complete[~positive], n_splits)}
     target = f"{TARGET} ({LABEL_COLUMN} == {TARGET_VALUE!r})"
     absent = [label for label, count in counts.items() if count == 0]
