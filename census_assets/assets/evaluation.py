@@ -6,6 +6,7 @@ import math
 import dagster as dg
 import pandas as pd
 
+from census_assets.assets.drift_metadata import drift_metadata
 from census_assets.assets.labelled_rows import load_labelled_rows, source_rows, split_of
 from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
@@ -206,11 +207,7 @@ def drift(
         metadata={
             "reference_version": pointer["version"],
             "reference_rows": profile.rows,
-            "max_psi": report.max_psi,
-            "worst_feature": report.worst_feature or "",
-            "max_unseen_share": report.max_unseen_share,
-            **{f"psi {name}": value for name, value in report.psi.items()},
-            **{f"unseen_share {name}": value for name, value in report.unseen_share.items()},
+            **drift_metadata(report),
             "by_feature": markdown_table(
                 pd.DataFrame(
                     {
