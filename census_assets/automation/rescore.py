@@ -28,7 +28,7 @@ from census_assets.automation.batch_jobs import (
 )
 from census_assets.core.batch_summary import behind_production
 from census_assets.core.rescore import RequestError, RescoreRequest, RescoreState
-from census_assets.resources.inbox import LISTING_DEADLINE_S, open_location
+from census_assets.resources.inbox import LISTING_DEADLINE_S
 from census_assets.resources.storage import ArtifactStorage
 from census_assets.storage.errors import MissingArtifactError, PermanentStorageError
 from census_assets.storage.objects import ObjectStore
@@ -89,7 +89,7 @@ def rescore_tick(context: dg.SensorEvaluationContext, storage: ArtifactStorage, 
     except (ValueError, KeyError, TypeError) as error:
         context.log.warning(f"unreadable {SENSOR_NAME} cursor ({error}): starting afresh (run keys prevent repeats)")
         state = RescoreState()
-    store = open_location(storage, storage.url, LISTING_DEADLINE_S)
+    store = storage.open(storage.url, LISTING_DEADLINE_S)
     try:
         requests = _new_requests(store, state, context)
     except Exception as error:  # storage unreachable: say so, try on the next tick

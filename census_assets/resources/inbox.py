@@ -16,17 +16,10 @@ from census_assets.core.inbox import InboxFile, InboxListing
 from census_assets.resources.storage import ArtifactStorage
 from census_assets.settings import INBOX_URL, setting_field
 from census_assets.storage.errors import MissingArtifactError, StorageError
-from census_assets.storage.objects import ObjectStore, open_store
+from census_assets.storage.objects import ObjectStore
 
 # A sensor tick must not wait out the full storage retry budget.
 LISTING_DEADLINE_S = 30.0
-
-
-def open_location(storage: ArtifactStorage, url: str, deadline: float | None = None) -> ObjectStore:
-    """The store at `url` with the artifact storage's GCS key, its retry deadline capped at
-    `deadline` (a sensor's listing)."""
-    retry = storage.gcs_retry_deadline if deadline is None else min(deadline, storage.gcs_retry_deadline)
-    return open_store(url, retry_deadline=retry, credentials=storage.gcp_credentials)
 
 
 class BatchInbox(dg.ConfigurableResource):
@@ -39,7 +32,7 @@ class BatchInbox(dg.ConfigurableResource):
     def store(self, deadline: float | None = None) -> ObjectStore:
         if not self.url:
             raise StorageError("no inbox: set CENSUS_INBOX_URL (default <CENSUS_STORAGE_URL>/inbox)")
-        return open_location(self.storage, self.url, deadline)
+        return self.storage.open(self.url, deadline)
 
     @property
     def complete_when_listed(self) -> bool:
@@ -64,7 +57,7 @@ class BatchInbox(dg.ConfigurableResource):
         for info in found:
             try:
                 # GCS lists each object's checksum; a local file is fingerprinted by its content.
-                fingerprint = info.checksum or store.read_with_checksum(info.name)[1]
+                fingerprint = info.checksum or store.fingerprint(info.name)
             except MissingArtifactError:  # removed between the listing and the read
                 continue
             except OSError as error:  # unreadable (no permission, ...): this file only

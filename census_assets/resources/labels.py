@@ -4,7 +4,7 @@ read exactly as the inbox is (census_assets.resources.inbox): regular files dire
 folder, with content fingerprints; a symbolic link, a name that is not UTF-8 or anything that is
 not a regular file is refused with its reason and fails only itself."""
 
-from census_assets.resources.inbox import BatchInbox, open_location
+from census_assets.resources.inbox import BatchInbox
 from census_assets.settings import LABELS_URL, setting_field
 from census_assets.storage.errors import StorageError
 from census_assets.storage.objects import ObjectStore
@@ -19,4 +19,4 @@ class LabelFolder(BatchInbox):
     def store(self, deadline: float | None = None) -> ObjectStore:
         if not self.url:
             raise StorageError("no labels folder: set CENSUS_LABELS_URL (default <CENSUS_STORAGE_URL>/labels)")
-        return open_location(self.storage, self.url, deadline)
+        return self.storage.open(self.url, deadline)

@@ -18,9 +18,11 @@ class ArtifactStorage(dg.ConfigurableResource):
     def store(self) -> ObjectStore:
         return self.open(self.url)
 
-    def open(self, url: str) -> ObjectStore:
-        """Another location (an inbox, a labels folder) with the same retry deadline and key."""
-        return open_store(url, retry_deadline=self.gcs_retry_deadline, credentials=self.gcp_credentials)
+    def open(self, url: str, deadline: float | None = None) -> ObjectStore:
+        """Another location (an inbox, a labels folder) with the same key and retry deadline,
+        capped at `deadline` (a sensor's listing must not wait out the whole retry budget)."""
+        retry = self.gcs_retry_deadline if deadline is None else min(deadline, self.gcs_retry_deadline)
+        return open_store(url, retry_deadline=retry, credentials=self.gcp_credentials)
 
 
 class ModelRegistry(dg.ConfigurableResource):

@@ -185,6 +185,9 @@ class GcsObjectStore(ObjectStore):
     def reserve(self, name: str) -> PendingWrite:
         return GcsPendingWrite(self, name)
 
+    def fingerprint(self, name: str) -> str:
+        return self.stat(name).checksum
+
     def delete(self, name: str) -> None:
         from census_assets.storage.objects import FAULTS
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from census_assets.core.fingerprints import content_fingerprint
+from census_assets.core.fingerprints import content_fingerprint, stream_fingerprint
 from census_assets.storage.errors import MissingArtifactError, StorageError, classified
 
 TEMP_SUFFIX = ".tmp"
@@ -140,6 +140,10 @@ class ObjectStore(ABC):
         """Replace `name` with change(current bytes or None), atomically against other writers.
         `change` may raise to abandon the update."""
 
+    def fingerprint(self, name: str) -> str:
+        """The content fingerprint of an object, without holding it in memory where the store allows."""
+        return self.read_with_checksum(name)[1]
+
     def read_with_checksum(self, name: str) -> tuple[bytes, str]:
         """The bytes and the fingerprint of exactly those bytes."""
         data = self.read(name)
@@ -241,6 +245,13 @@ class LocalObjectStore(ObjectStore):
 
     def reserve(self, name: str) -> PendingWrite:
         return LocalPendingWrite(self, name)
+
+    def fingerprint(self, name: str) -> str:
+        try:
+            with open(self.path(name), "rb") as handle:
+                return stream_fingerprint(handle)
+        except OSError as error:
+            raise classified(error, "read", self.url(name)) from error
 
     def delete(self, name: str) -> None:
         FAULTS("deleting", name, None)
