@@ -36,6 +36,7 @@ SLOW_FIXTURES = {
     "built",  # test_cli_contract.py
     "trained",  # test_batches.py: two models
     "eight_x",  # test_core_training.py: CV on eight times the bundled table
+    "model_a",  # test_loop.py: the champion every loop scenario starts from
 }
 # Markers whose every test starts processes: a browser with its webserver; a Dask cluster of
 # worker processes. (`gcp` and `ops` tests start processes only through the fixtures above.)

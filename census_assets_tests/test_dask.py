@@ -5,7 +5,6 @@ import os
 import signal
 import threading
 
-import distributed
 import lightgbm as lgb
 import pandas as pd
 import pytest
@@ -32,6 +31,8 @@ pytestmark = pytest.mark.dask
 
 @pytest.fixture(scope="module")
 def cluster():
+    import distributed  # slow to import: here, not when the fast tier collects this module
+
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:
@@ -64,6 +65,8 @@ def test_cv_on_the_cluster_is_bit_identical_to_local(cluster, census):
 
 def test_cv_on_fewer_workers_than_cores_is_bit_identical_to_local(census):
     """One single-threaded worker on this 2-core machine: every fold queues on it, same scores."""
+    import distributed
+
     X, y, _ = census
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None

@@ -6,7 +6,6 @@ import json
 import time
 
 import dagster as dg
-import gcsfs
 import lightgbm as lgb
 import pandas as pd
 import pytest
@@ -51,8 +50,10 @@ CENSUS_GRAPH = [*TRAINING_CHAIN, "feature_table"]
 WHOLE_GRAPH = [*CENSUS_GRAPH, "holdout_metrics", "drift", "production_model", "scored_census"]
 
 
-def gcs_files() -> gcsfs.GCSFileSystem:
+def gcs_files():
     """A plain reader, as any other tool would use (the endpoint comes from STORAGE_EMULATOR_HOST)."""
+    import gcsfs  # slow to import: only the tests against the emulator need it
+
     return gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True, use_listings_cache=False)
 
 
