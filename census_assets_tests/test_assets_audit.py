@@ -98,6 +98,10 @@ def test_the_promoted_card_carries_drift_and_evidence(audited, tmp_path):
     registry.publish(version, challenger, files)
     card = registry.read_json(version, CARD_JSON)
     assert card["drift"] == drift
+    assert card["training_data"] == {
+        **holdout["training_data"],
+        "kept_with_version": f"models/{version}/training_raw.parquet (until census-assets forget)",
+    }
     assert card["promotion"] == {**evidence, "group_gate": holdout["audit"]["group_gate"]}
     assert card_text(registry, version) == registry.read_bytes(version, CARD_MARKDOWN).decode()
     evidence_table = "## Promotion evidence\n\n|  |  |\n|---|---|\n| decision | promote: lower bound"

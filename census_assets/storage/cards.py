@@ -11,6 +11,7 @@ from typing import Any
 from census_assets.core.calibration import ECE_LIMIT
 from census_assets.core.model_card import card_charts, pipeline_card, render_markdown
 from census_assets.core.training import TrainedModel
+from census_assets.storage.builds import TRAINING_SNAPSHOT
 from census_assets.storage.errors import RegistryError
 from census_assets.storage.manifests import utc_now
 from census_assets.storage.registry import Registry
@@ -46,7 +47,10 @@ def promotion_card_files(
         version=version,
         created=utc_now(),
         run_id=run_id,
-        training_data=holdout["training_data"],
+        training_data={
+            **holdout["training_data"],
+            "kept_with_version": f"{Registry.prefix(version)}/{TRAINING_SNAPSHOT} (until census-assets forget)",
+        },
         cv_scores=cv_scores,
         audit=holdout["audit"],
         drift=drift,
