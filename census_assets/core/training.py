@@ -26,8 +26,9 @@ import pandas as pd
 from census_assets.core.features import TARGET, Vocabulary
 
 # LightGBM and scikit-learn load inside the functions that use them (importing this module stays
-# cheap); lightgbm_runtime sets OMP_WAIT_POLICY=PASSIVE before LightGBM's OpenMP runtime loads.
-from census_assets.core.lightgbm_runtime import lightgbm
+# cheap), through lightgbm_runtime: OMP_WAIT_POLICY=PASSIVE is set before LightGBM's OpenMP runtime
+# loads, and the libraries' objects are frozen once loaded.
+from census_assets.core.lightgbm_runtime import lightgbm, sklearn
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -247,10 +248,8 @@ def predict_positive(booster: lgb.Booster, X: Features, index: np.ndarray, threa
 
 
 def fold_splits(y: np.ndarray, protocol: CVProtocol = CVProtocol()) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     return list(
-        RepeatedStratifiedKFold(
+        sklearn("model_selection").RepeatedStratifiedKFold(
             n_splits=protocol.n_splits,
             n_repeats=protocol.n_repeats,
             random_state=protocol.cv_random_state,
@@ -262,12 +261,11 @@ def score_fold(
     X: Features, y: np.ndarray, train: np.ndarray, test: np.ndarray, model_seed: int | None, threads: int
 ) -> tuple[float, float]:
     """(accuracy, seconds) of one fold: the unit of work, run locally or as a Dask task."""
-    from sklearn.metrics import accuracy_score
-
     started = time.perf_counter()
     booster = fit_rows(X, y, train, model_seed, threads)
     classes = np.unique(y[train])
-    score = accuracy_score(y[test], classes[predict_positive(booster, X, test, threads).astype(np.intp)])
+    predicted = classes[predict_positive(booster, X, test, threads).astype(np.intp)]
+    score = sklearn("metrics").accuracy_score(y[test], predicted)
     return float(score), time.perf_counter() - started
 
 
