@@ -27,6 +27,7 @@ import traceback
 import pandas as pd
 
 from census_assets.core.cleaning import CleaningError
+from census_assets.core.explanations import INPUT_COLUMNS, explain_frame
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError
 from census_assets.core.validation import SourceValidationError
@@ -34,6 +35,8 @@ from census_assets.predict import score_with_production
 from census_assets.settings import Environment, SettingsError, load_environment
 from census_assets.sources.common import SourceError
 from census_assets.sources.files import file_format, is_remote, read_file
+from census_assets.storage.builds import forget
+from census_assets.storage.cards import card_text
 from census_assets.storage.commits import check_grace, check_is_storage, prune
 from census_assets.storage.errors import StorageError
 from census_assets.storage.objects import LocalObjectStore, ObjectStore, PendingWrite, open_store, split_url
@@ -161,8 +164,11 @@ def predict(args: argparse.Namespace) -> None:
     file_format(args.input)
     output = Output(args.output, args.input, env)
     try:
-        pointer, scored = score_with_production(read_input(args.input, env), registry(args.storage, env), args.strict)
+        models = registry(args.storage, env)
+        pointer, scored = score_with_production(read_input(args.input, env), models, args.strict)
         frame = scored.frame
+        if args.explain:
+            frame = explain_frame(models.load(pointer["version"]), frame, args.explain)
         output.write(encode_output(frame, args.output))
     finally:
         output.discard()
@@ -199,6 +205,26 @@ def history(args: argparse.Namespace) -> None:
         )
     lines.append(f"production: {current['version'] if current else 'none'}")
     print("\n".join(lines))  # nothing printed unless every record could be read
+
+
+def card(args: argparse.Namespace) -> None:
+    print(card_text(registry(args.storage), args.version, as_json=args.json), end="")
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    """Exit status 0 when the rebuild is the same version, 1 when it differs."""
+    from census_assets.assets.reproduction import reproduce_version  # Dagster-side: loaded only here
+
+    report = reproduce_version(registry(args.storage), args.version)
+    print("\n".join(report.lines()))
+    return 0 if report.same else 1
+
+
+def forget_rows(args: argparse.Namespace) -> None:
+    if forget(registry(args.storage), args.version):
+        print(f"removed version {args.version}'s training rows; the model stays")
+    else:
+        print(f"version {args.version}'s training rows were already removed")
 
 
 def rollback(args: argparse.Namespace) -> None:
@@ -259,7 +285,25 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse rows with unseen categories, impossible values or values outside the training range",
     )
+    p.add_argument(
+        "--explain",
+        type=int,
+        metavar="K",
+        choices=range(1, len(INPUT_COLUMNS) + 1),
+        help="add each row's K input columns that pushed its score most: reason_1..K (the column), "
+        "contribution_1..K (log-odds, LightGBM's pred_contrib) and value_1..K (the row's value)",
+    )
     command("history", history, "List promotions and rollbacks, oldest first.")
+    c = command("card", card, "Print a registry version's model card (production's by default).")
+    c.add_argument("version", nargs="?", help="a version listed by `census-assets history` (default: production)")
+    c.add_argument("--json", action="store_true", help="the card as JSON instead of Markdown")
+    d = command(
+        "reproduce", reproduce,
+        "Rebuild a version from its kept training rows and recorded parameters; exit 1 when the rebuild differs.",
+    )
+    d.add_argument("version", help="a version listed by `census-assets history`")
+    f = command("forget", forget_rows, "Remove a version's kept training rows (personal data); the model stays.")
+    f.add_argument("version", help="a version listed by `census-assets history`")
     r = command("rollback", rollback, "Point production at an earlier promoted version.")
     r.add_argument("--version", required=True, help="a version listed by `census-assets history`")
     r.add_argument("--reason", default="", help="recorded in the promotion history")
@@ -300,7 +344,7 @@ EXPECTED_ERRORS = (
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except EXPECTED_ERRORS as error:
         print(f"census-assets {args.command}: error: {describe(error)}", file=sys.stderr)
         return 2
@@ -313,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EX_SOFTWARE
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ from census_assets.automation.labels import LABEL_JOBS, build_decay_sensor, buil
 from census_assets.automation.rescore import census_rescore
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import census_automation, census_source_changed
+from census_assets.checks.audit import AUDIT_CHECKS
 from census_assets.checks.batches import BATCH_CHECKS
 from census_assets.checks.lifecycle import LIFECYCLE_CHECKS
 from census_assets.checks.performance import PERFORMANCE_CHECKS
 from census_assets.checks.training import cv_accuracy_meets_threshold
 from census_assets.io_manager import CensusIOManager
+from census_assets.resources.audit import AuditSettings
 from census_assets.resources.dask import DaskResource
 from census_assets.resources.evaluation import EvaluationSettings
 from census_assets.resources.inbox import BatchInbox
@@ -100,6 +102,7 @@ def build_resources(environment: Environment) -> dict:
             accuracy_threshold=environment.accuracy_threshold, workers=environment.workers
         ),
         "lifecycle": LifecycleSettings(),
+        "audit": AuditSettings(),
         "inbox": BatchInbox(url=environment.inbox, storage=storage),
         "labels": LabelFolder(url=environment.labels, storage=storage),
         "evaluation": EvaluationSettings(holdout=environment.holdout, group_columns=environment.group_columns),
@@ -118,7 +121,9 @@ def build_definitions(environment: Environment) -> dg.Definitions:
             [census_source, *TRAINING_ASSETS, feature_table, *LIFECYCLE_ASSETS, *BATCH_ASSETS, *PERFORMANCE_ASSETS],
             environment,
         ),
-        asset_checks=[cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *BATCH_CHECKS, *PERFORMANCE_CHECKS],
+        asset_checks=[
+            cv_accuracy_meets_threshold, *LIFECYCLE_CHECKS, *AUDIT_CHECKS, *BATCH_CHECKS, *PERFORMANCE_CHECKS
+        ],
         jobs=[census_pipeline, rollback_production, *BATCH_JOBS, *LABEL_JOBS],
         schedules=[weekly_retrain],
         sensors=[

@@ -6,6 +6,7 @@ import math
 import dagster as dg
 import pandas as pd
 
+from census_assets.assets.audit import audit_holdout, training_data_facts
 from census_assets.assets.drift_metadata import drift_metadata
 from census_assets.assets.labelled_rows import load_labelled_rows, source_rows, split_of
 from census_assets.assets.specs import spec
@@ -18,6 +19,7 @@ from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel
 from census_assets.failures import refuse, refusing_permanent_errors
 from census_assets.metadata import markdown_table
+from census_assets.resources.audit import AuditSettings
 from census_assets.resources.evaluation import EvaluationSettings
 from census_assets.resources.source import CensusSource
 from census_assets.resources.storage import ArtifactStorage
@@ -106,6 +108,7 @@ def holdout_metrics(
     evaluation: EvaluationSettings,
     source: CensusSource,
     storage: ArtifactStorage,
+    audit: AuditSettings,
 ) -> dg.Output[dict]:
     """The new model (challenger) and the production model (champion) on the same evaluation rows:
     the evaluation window that raw_census kept out of training, when enough of its rows are left
@@ -127,7 +130,20 @@ def holdout_metrics(
         trained_on = {batch.identity for batch in (*split.training, *champion_batches)}
         plan = plan_evaluation(split.window, trained_on, evaluation.min_evaluation_rows)
         rows, name = evaluation_rows(plan, store, evaluation, source)
-    same_rows = evaluate_on_rows(clean(rows), lgbm_model, champion, evaluation.group_columns)
+    cleaned = clean(rows)
+    same_rows = evaluate_on_rows(cleaned, lgbm_model, champion, evaluation.group_columns)
+    audit_fields, audit_metadata = audit_holdout(
+        same_rows,
+        cleaned,
+        lgbm_model,
+        name,
+        training_data_facts(context.instance, raw_census, source.uri),
+        list(cv_accuracy["scores"]),
+        context.run.run_id,
+        audit.min_group_rows,
+        audit.group_tolerance,
+        audit.calibration_limit,
+    )
     report = dict(same_rows.reports[CHALLENGER])
     overall = report["overall"]
     report.update(
@@ -146,6 +162,7 @@ def holdout_metrics(
         champion={"version": pointer["version"], **same_rows.reports[CHAMPION]} if pointer else None,
         comparison=same_rows.comparison.to_dict() if same_rows.comparison else None,
         training_batches=[batch.to_dict() for batch in split.training],
+        **audit_fields,
     )
     confusion = pd.DataFrame(
         {
@@ -180,6 +197,7 @@ def holdout_metrics(
             "confusion_matrix": markdown_table(confusion),
             "per_group": markdown_table(_group_table(same_rows.reports)),
             "unseen_categories": dg.MetadataValue.json(same_rows.unseen),
+            **audit_metadata,
         },
     )
 

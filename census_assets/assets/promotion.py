@@ -6,12 +6,18 @@ import pandas as pd
 from census_assets.assets.evaluation import REFERENCE_PROFILE, TRAINING_METRICS, drift_report, refuse_if_refitted
 from census_assets.assets.specs import spec
 from census_assets.core import drift as drift_core
+from census_assets.core.model_card import human_parts_refusal, read_human_parts
 from census_assets.core.promotion import PromotionDecision, decide_from_evaluation, model_version
+from census_assets.core.rebuild import record_build
 from census_assets.core.training import TrainedModel
 from census_assets.failures import refuse, refusing_permanent_errors
 from census_assets.metadata import markdown_table
+from census_assets.resources.audit import AuditSettings
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
+from census_assets.sources.common import BUNDLED_SOURCE
+from census_assets.storage.builds import build_files
+from census_assets.storage.cards import promotion_card_files
 from census_assets.storage.registry import POINTER, Registry
 
 
@@ -36,10 +42,12 @@ def production_model(
     cv_accuracy: dict,
     holdout_metrics: dict,
     drift: dict,
+    raw_census: pd.DataFrame,
     clean_census: pd.DataFrame,
     model_registry: dg.ResourceParam[Registry],
     training: TrainingSettings,
     lifecycle: LifecycleSettings,
+    audit: AuditSettings,
 ) -> dg.MaterializeResult:
     """The champion: lgbm_model promoted under `models/<version>/`, pointed to by `production.json`.
 
@@ -57,8 +65,14 @@ def production_model(
                 "materialise holdout_metrics first"
             )
         refuse_if_refitted(context, "clean_census")
+        refuse_if_refitted(context, "raw_census")
         champion = model_registry.pointer()
         problems, decision = promotion_problems(holdout_metrics, drift, training, lifecycle)
+        gate = holdout_metrics["audit"]["group_gate"]
+        if gate and not gate["passed"]:
+            problems.append(f"group gate: {gate['message']}")
+        if audit.require_model_card and (refusal := human_parts_refusal(read_human_parts())):
+            problems.append(refusal)
         current = champion["version"] if champion else None
         if current != decision.champion_version:
             problems.append(
@@ -89,6 +103,12 @@ def production_model(
                     "training_batches": holdout_metrics["training_batches"],
                     "evidence": evidence,
                 },
+                **promotion_card_files(
+                    lgbm_model, version, context.run.run_id, holdout_metrics, cv_accuracy["scores"], drift, evidence,
+                    audit.calibration_limit,
+                ),
+                # The raw rows and the record `census-assets reproduce` rebuilds the version from.
+                **build_files(raw_census, record_build(lgbm_model, raw_census, BUNDLED_SOURCE)),
             },
         )
         # Retraining to the very same model is not a promotion: the pointer and history stay as they are.
