@@ -212,6 +212,7 @@ def test_an_input_of_several_partitions_must_say_it_is_a_dict(tmp_path, days):
     assert "input daily reads 3 partitions: annotate it dict[str, DataFrame] (partition key -> value)" in str(error)
 
 
+@pytest.mark.integrity
 def test_a_missing_partition_fails_the_step_once_naming_it(tmp_path, days):
     """16.11: a missing committed file does not come back by waiting: no retries."""
     (tmp_path / "pointers" / "daily" / "wed.json").unlink()
@@ -222,6 +223,7 @@ def test_a_missing_partition_fails_the_step_once_naming_it(tmp_path, days):
     assert failure.description == f"no committed daily/wed in {tmp_path}: materialise it first"
 
 
+@pytest.mark.integrity
 def test_a_deleted_run_file_fails_the_step_once_naming_it(tmp_path):
     """16.11: the pointer names a run file that is gone: the reading step fails once."""
     first = dg.materialize([numbers], resources=resources(tmp_path))
@@ -234,6 +236,7 @@ def test_a_deleted_run_file_fails_the_step_once_naming_it(tmp_path):
     )
 
 
+@pytest.mark.integrity
 def test_a_run_whose_own_output_is_gone_refuses_to_read_another_runs(tmp_path):
     """16.1: while the run is between numbers and total, its numbers files are deleted (a prune
     that could not see it) and another run commits numbers: total refuses, once, instead of
@@ -255,6 +258,7 @@ def test_a_run_whose_own_output_is_gone_refuses_to_read_another_runs(tmp_path):
     assert "refusing to read another run's commit" in description
 
 
+@pytest.mark.integrity
 def test_a_failed_publication_leaves_the_step_succeeded_and_the_commit_in_force(tmp_path):
     """16.3: writing the published copy fails (no space) after the commit: the step succeeds,
     says so in its metadata and a warning; Dagster's materialisation, the pointer and the
