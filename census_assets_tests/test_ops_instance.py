@@ -27,7 +27,7 @@ from census_assets.assets.specs import POOL_LIMITS, SCORING_POOL
 from census_assets.automation.run_coordinator import PoolLimitsRunCoordinator
 from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, WEBSERVER_ONLY_YAML
 from census_assets_tests.harness.processes import REPO_ROOT, console_command, inherited_environment
-from census_assets_tests.test_ops_queue import most_at_once
+from census_assets_tests.test_ops_queue import instance_pool_limits, most_at_once
 
 pytestmark = pytest.mark.ops
 
@@ -274,8 +274,7 @@ def test_history_survives_a_restart_and_graphql_reads_it(deployment, two_trainin
     executions = deployment.graphql(CHECK_EXECUTIONS, {"assetKey": {"path": ["cv_accuracy"]}, "checkName": GATE})
     passed = {e["runId"] for e in executions["assetCheckExecutions"] if e["status"] == "SUCCEEDED"}
     assert run_ids <= passed
-    limits = deployment.graphql(POOLS)["instance"]["concurrencyLimits"]
-    assert {limit["concurrencyKey"]: limit["slotCount"] for limit in limits} == POOL_LIMITS
+    assert instance_pool_limits(deployment) == POOL_LIMITS
     locations = deployment.graphql(LOCATIONS)["locationStatusesOrError"]["entries"]
     assert {entry["name"]: entry["loadStatus"] for entry in locations} == {
         "census_assets": "LOADED",
@@ -300,5 +299,4 @@ MATERIALIZATIONS = """query M($assetKey: AssetKeyInput!) { assetOrError(assetKey
   ... on Asset { assetMaterializations(limit: 20) { runId } } } }"""
 CHECK_EXECUTIONS = """query C($assetKey: AssetKeyInput!, $checkName: String!) {
   assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 20) { runId status } }"""
-POOLS = """{ instance { concurrencyLimits { concurrencyKey slotCount } } }"""
 LOCATIONS = """{ locationStatusesOrError { ... on WorkspaceLocationStatusEntries { entries { name loadStatus } } } }"""

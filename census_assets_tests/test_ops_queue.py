@@ -177,6 +177,7 @@ STAND_IN_WORKSPACE_ENTRY = f"""  - python_file:
       location_name: {STAND_IN_LOCATION}
 """
 ALERT_SENSOR = "census_run_failure_alert"
+POOL_LIMITS_QUERY = """{ instance { concurrencyLimits { concurrencyKey slotCount } } }"""
 RUN_PROCESS = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
@@ -245,16 +246,28 @@ def most_at_once(runs: list[dict]) -> int:
     return most
 
 
+def instance_pool_limits(ui: DagsterGraphQL) -> dict[str, int]:
+    """The pool limits the instance holds, as the UI's Concurrency page shows them."""
+    limits = ui.graphql(POOL_LIMITS_QUERY)["instance"]["concurrencyLimits"]
+    return {limit["concurrencyKey"]: limit["slotCount"] for limit in limits}
+
+
 def trial(dev: DagsterDev) -> dict:
     """Two census_pipeline runs and three scoring runs launched at once; their finished runs by kind,
-    each with `dequeued` (its RunStartingEvent) and times relative to the launch."""
+    each with `dequeued` (its RunStartingEvent) and times relative to the launch; the instance's
+    pool limits before the launch and after."""
+    limits_before = instance_pool_limits(dev.ui)
     launched_at = time.time()
     ids = launch_together(dev.ui, [census_pipeline] * 2 + [scoring_stand_in_run] * 3)
     runs = dev.ui.wait_for_runs(ids)
     for run_id, run in runs.items():
         run["dequeued"] = dev.ui.event_times(run_id)["RunStartingEvent"]
         run["relative"] = tuple(round(run[t] - launched_at, 1) for t in ("dequeued", "startTime", "endTime"))
-    return {"training": [runs[run_id] for run_id in ids[:2]], "scoring": [runs[run_id] for run_id in ids[2:]]}
+    return {
+        "training": [runs[run_id] for run_id in ids[:2]],
+        "scoring": [runs[run_id] for run_id in ids[2:]],
+        "limits": (limits_before, instance_pool_limits(dev.ui)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +317,7 @@ def test_dagster_dev_on_a_temporary_instance_runs_one_training_at_a_time_from_th
         "scoring runs at once": most_at_once(runs["scoring"]),
     }
     print(f"trial {number + 1}: {json.dumps(figures)}")
+    assert runs["limits"] == ({}, POOL_LIMITS)  # none on the new instance; the first launch wrote them
     assert [run["status"] for run in (*runs["training"], *runs["scoring"])] == ["SUCCESS"] * 5, runs
     assert second["dequeued"] >= first["endTime"] and second["startTime"] >= first["endTime"], figures
     assert figures["scoring runs at once"] == POOL_LIMITS[SCORING_POOL], figures
@@ -374,10 +388,11 @@ def test_a_killed_training_run_fails_is_alerted_once_and_the_queued_one_succeeds
         killed_at = time.time()
         assert instance.get_run_by_id(queued).status == dg.DagsterRunStatus.QUEUED  # behind the killed run
 
-        failed = wait_for(lambda: run_events(instance, killed, dg.DagsterEventType.RUN_FAILURE), 60,
-                          what="the killed run marked FAILURE")  # fmt: skip
-        seconds_to_failure = failed[0].timestamp - killed_at
-        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+        # The run's status follows its RUN_FAILURE event (written to the event log first).
+        wait_for(lambda: instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE, 60,
+                 what="the killed run marked FAILURE")  # fmt: skip
+        [failure] = run_events(instance, killed, dg.DagsterEventType.RUN_FAILURE)
+        seconds_to_failure = failure.timestamp - killed_at
         assert "cv_accuracy" not in steps(instance, killed, dg.DagsterEventType.STEP_SUCCESS)  # killed inside it
         assert any("terminated by signal 9 (SIGKILL)" in message for message in engine_messages(instance, killed))
 
