@@ -79,9 +79,20 @@ def training_stand_in() -> None: ...
 def scoring_stand_in() -> None: ...
 
 
+OTHER_POOL = "not_a_census_pool"
+
+
+@dg.asset(pool=OTHER_POOL)
+def other_pool_stand_in() -> None: ...
+
+
 STAND_INS = dg.Definitions(
-    assets=[training_stand_in, scoring_stand_in],
-    jobs=[dg.define_asset_job("training", [training_stand_in]), dg.define_asset_job("scoring", [scoring_stand_in])],
+    assets=[training_stand_in, scoring_stand_in, other_pool_stand_in],
+    jobs=[
+        dg.define_asset_job("training", [training_stand_in]),
+        dg.define_asset_job("scoring", [scoring_stand_in]),
+        dg.define_asset_job("other", [other_pool_stand_in]),
+    ],
 )
 DAGSTER_OWN_COORDINATOR = (
     REPO_DAGSTER_YAML.read_text()
@@ -138,6 +149,14 @@ def test_without_the_coordinator_dagsters_first_pass_starts_both_training_runs(t
         assert first_pass(instance) == ["scoring", "scoring", "training", "training"]
         # ...and the limits it leaves are default_limit's, 1 for scoring too.
         assert pool_limits(instance) == {TRAINING_POOL: (1, True), SCORING_POOL: (1, True)}
+
+
+def test_any_other_pool_has_default_limit_from_the_first_launch(tmp_path):
+    with instance_from(tmp_path / "home", REPO_DAGSTER_YAML.read_text()) as instance:
+        submit(instance, "other")
+        submit(instance, "other")
+        assert pool_limits(instance)[OTHER_POOL] == (instance.global_op_concurrency_default_limit, True)
+        assert first_pass(instance) == ["other"]
 
 
 def test_an_operators_limit_stays_and_a_default_written_limit_is_replaced(tmp_path):
