@@ -3,7 +3,7 @@
 `run_graph` builds the code location's own definitions from an env-like mapping of settings, as a
 deployment reads its environment, and runs them with dg.materialize: every asset and check, or a
 selection of them (their checks included). Resource fields that no setting reaches, such as the
-CV protocol or the champion tolerance, are changed with `training=` and `lifecycle=`.
+CV protocol or the champion tolerance, are changed by naming the resource: `training={...}`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -32,14 +32,15 @@ def run_graph(
     selection: Sequence[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     run_config: dict | None = None,
-    training: Mapping | None = None,
-    lifecycle: Mapping | None = None,
+    tags: Mapping[str, str] | None = None,
+    **resource_fields: Mapping | None,
 ) -> dg.ExecuteInProcessResult:
     """The graph as the census_pipeline job runs it, in this process; a failed step fails the
-    result (`result.success`), it does not raise."""
+    result (`result.success`), it does not raise. `resource_fields`: resource name -> the fields
+    to change in it, e.g. `training=ONE_CV_REPEAT, lifecycle={"champion_tolerance": 1.0}`."""
     defs = build_definitions(load_environment(dict(env or {})))
     resources = dict(defs.resources)
-    for name, fields in (("training", training), ("lifecycle", lifecycle)):
+    for name, fields in resource_fields.items():
         if fields:
             resources[name] = with_fields(resources[name], **fields)
     return dg.materialize(
@@ -48,6 +49,7 @@ def run_graph(
         selection=selection,
         instance=instance,
         run_config=run_config,
+        tags=tags,
         raise_on_error=False,
     )
 
