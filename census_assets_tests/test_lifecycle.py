@@ -36,6 +36,7 @@ from census_assets_tests.harness.runner import (
     ONE_CV_REPEAT,
     check_evaluations,
     failure_context,
+    failure_messages,
     materialized,
     run_graph,
     step_failure_message,
@@ -158,12 +159,16 @@ def test_better_model_is_promoted_with_history_in_metadata(lineage):
     meta = materialized(result)["production_model"]
     assert meta["version"] == lineage["version_B"] and meta["promotions"] == 2
     assert lineage["version_A"] in meta["promotion_history"]
-    # The version directory holds the model in open formats, the drift reference and a manifest.
+    # The version directory holds the model in open formats, the drift reference, the model card
+    # with its reliability diagrams (per group column), the rows it trained on and the record of
+    # its build, and a manifest.
     files = {p.name for p in (lineage["after_B"] / "models" / lineage["version_B"]).iterdir()}
     assert files == {
         "model.txt", "model.json", "model.vocabulary.json", "model.importance.png",
         "reference_profile.json", "training_metrics.json", "manifest.json",
-    }
+        "model_card.md", "model_card.json", "reliability_sex.png", "reliability_race.png",
+        "training_raw.parquet", "build.json",
+    }  # fmt: skip
 
 
 def test_worse_model_is_not_promoted_and_nothing_changes(lineage):
@@ -394,8 +399,9 @@ def test_unshifted_data_passes_and_is_promoted(drift_runs, lineage):
 def test_the_same_model_again_is_not_a_new_promotion(drift_runs):
     storage = drift_runs["storage"]
     before = registry_snapshot(storage)
-    result = run(storage, threshold=0.5, tolerance=1.0, selection=["production_model"])
-    assert result.success
+    # Decided again against the champion holdout_metrics compares with: now the model itself.
+    result = run(storage, threshold=0.5, tolerance=1.0, selection=["holdout_metrics", "production_model"])
+    assert result.success, failure_messages(result)
     assert materialized(result)["production_model"]["already_in_production"] is True
     assert registry_snapshot(storage) == before
 
