@@ -126,3 +126,16 @@ def test_the_decision_is_made_on_what_holdout_metrics_recorded():
     assert not decision.promote and decision.champion_version == "b" * 16 and decision.comparison == result
     first = decide_from_evaluation({"overall": {"accuracy": 0.85}, "champion": None, "comparison": None}, 0.8, 0.01)
     assert first.promote and first.champion_version is None
+
+
+def test_roc_auc_and_log_loss_are_scikit_learns():
+    from sklearn.metrics import log_loss as sklearn_log_loss
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 3000)
+    p = np.round(rng.random(3000), 2)  # many ties
+    p[:5] = [0.0, 1.0, 0.0, 1.0, 0.5]  # clipped at the ends
+    metrics = binary_metrics(y, p)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+    assert metrics["log_loss"] == pytest.approx(sklearn_log_loss(y, p, labels=[0, 1]), rel=1e-12)
