@@ -413,10 +413,12 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             ALERT_INTERVAL_SECONDS,
             "30",
-            "how often the asset-health alert sensor looks for failed checks and freshness changes",
+            "how often the asset-health alert sensor looks for failed checks and freshness changes, and the "
+            "performance-decay sensor for failed performance checks",
             _whole_number("a whole number of seconds, at least 1", minimum=1),
             field="alert_interval_seconds",
-            applies="the code location: `census_asset_health_alert`'s minimum interval",
+            applies="the code location: `census_asset_health_alert`'s and `census_performance_decay`'s minimum "
+            "interval",
         ),
         Setting(
             FRESHNESS_WARN_HOURS,
@@ -452,10 +454,11 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             INBOX_INTERVAL_SECONDS,
             "30",
-            "how often the `census_inbox` sensor looks (a local file is taken one interval after it stops changing)",
+            "how often the `census_inbox` and `census_labels` sensors look (a local file is taken one interval "
+            "after it stops changing)",
             _whole_number("a whole number of seconds, at least 1", minimum=1),
             field="inbox_interval_seconds",
-            applies="the code location: `census_inbox`'s minimum interval",
+            applies="the code location: `census_inbox`'s and `census_labels`' minimum interval",
         ),
         Setting(
             LABELS_URL,
