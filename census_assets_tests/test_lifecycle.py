@@ -481,7 +481,7 @@ def with_condition(defs: dg.Definitions, asset: str, condition) -> dg.Definition
 def test_automation_does_not_request_the_model_after_a_failed_gate(tmp_path, bundled_raw):
     # A small source: the gate and the conditions do not care about size.
     source = tmp_path / "small.parquet"
-    bundled_raw.head(3000).to_parquet(source, index=False)
+    bundled_raw.head(1000).to_parquet(source, index=False)
     storage = tmp_path / "storage"
     gated = definitions(storage, source, threshold=0.99)
     model_spec = next(iter(gated.resolve_assets_def("lgbm_model").specs))
