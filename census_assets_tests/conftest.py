@@ -14,40 +14,47 @@ from census_assets.sources.common import BUNDLED_TRAIN, bundled_file
 
 pytest_plugins = ["census_assets_tests.harness.plugin"]
 
-# Fixtures that make a test slow, used directly or through another fixture.
+# Fixtures that make a test slow, used directly or through another fixture: the module that
+# defines each (below census_assets_tests), then its names. A fixture of the same name elsewhere
+# is not concerned.
 SLOW_FIXTURES = {
     # They start a process: a server, a browser, a daemon, an emulator, a database.
-    "dagster_ui",  # harness/plugin.py: code server + webserver
-    "fresh_dagster_ui",
-    "start_dagster",  # code servers + webserver + daemon
-    "browser",  # headless Chromium
-    "ui",
-    "postgres_server",
-    "gcs_emulator",  # fake-gcs-server
-    "bq_emulator",  # bqemulator
-    "fault_proxy",  # in front of fake-gcs-server
-    "servers",  # test_integrity.py: fork servers running the whole graph in child processes
-    "dg_home",  # test_ops_instance.py: the `dg` CLI, loading the code location in a subprocess
+    "harness.plugin": {
+        "dagster_ui", "fresh_dagster_ui",  # code server + webserver
+        "start_dagster",  # code servers + webserver + daemon
+        "browser", "ui",  # headless Chromium
+        "postgres_server",
+        "gcs_emulator", "bq_emulator", "fault_proxy",  # fake-gcs-server, bqemulator
+    },
+    "test_integrity": {"servers"},  # fork servers running the whole graph in child processes
+    "test_ops_instance": {"dg_home"},  # the `dg` CLI, loading the code location in a subprocess
     # They train the whole graph in this process, seconds per run, for a module's tests to share.
-    "lineage",  # test_lifecycle.py: three models, one on the whole bundled table
-    "drift_runs",  # test_lifecycle.py: two more runs after them
-    "good_run",  # test_assets.py: the whole bundled table, 15-fold CV
-    "local_run",  # test_gcp.py: the same, the baseline of the GCS run
-    "built",  # test_cli_contract.py
-    "trained",  # test_batches.py: two models
-    "eight_x",  # test_core_training.py: CV on eight times the bundled table
-    "model_a",  # test_loop.py: the champion every loop scenario starts from
-}
+    "test_lifecycle": {"lineage", "drift_runs"},  # five models, one on the whole bundled table
+    "test_assets": {"good_run"},  # the whole bundled table, 15-fold CV
+    "test_gcp": {"local_run"},  # the same: the baseline of the GCS run
+    "test_cli_contract": {"built"},
+    "test_batches": {"trained"},  # two models
+    "test_loop": {"model_a"},  # the champion every loop scenario starts from
+    "test_core_training": {"eight_x"},  # CV on eight times the bundled table
+}  # fmt: skip
 # Markers whose every test starts processes: a browser with its webserver; a Dask cluster of
 # worker processes. (`gcp` and `ops` tests start processes only through the fixtures above.)
 PROCESS_MARKERS = {"browser", "dask"}
 
 
+def uses_a_slow_fixture(item: pytest.Item) -> bool:
+    for name in item.fixturenames:
+        definitions = item._fixtureinfo.name2fixturedefs.get(name)  # the closest definition is last
+        if definitions:
+            module = definitions[-1].func.__module__.removeprefix("census_assets_tests.")
+            if name in SLOW_FIXTURES.get(module, ()):
+                return True
+    return False
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SLOW_FIXTURES.intersection(item.fixturenames) or any(
-            item.get_closest_marker(marker) for marker in PROCESS_MARKERS
-        ):
+        if uses_a_slow_fixture(item) or any(item.get_closest_marker(marker) for marker in PROCESS_MARKERS):
             item.add_marker(pytest.mark.slow)
 
 
