@@ -1,6 +1,6 @@
 """The fixtures that start processes, and the report hooks that go with them. Loaded by conftest.py
-(`pytest_plugins`); every fixture here is in conftest's SLOW_FIXTURES, so a test using one is
-`slow`.
+(`pytest_plugins`); every fixture here that starts a process is in conftest's SLOW_FIXTURES, so a
+test using one is `slow` (token_endpoint is a thread of this process).
 
 - dagster_ui / fresh_dagster_ui: a code server and dagster-webserver, no daemon, on an instance
   whose runs start at once (deploy/webserver-only/dagster.yaml; each run a Python process with
