@@ -352,10 +352,15 @@ def test_a_larger_window_leaves_out_what_the_champion_trained_on_and_a_refusal_a
     revised = world.batches["batch0.csv"][["marital_status"]].assign(
         marital_status=lambda frame: frame["marital_status"].where(np.arange(len(frame)) % 2 == 0, "")
     )
+    before = world.performance("batch0.csv")
     revised.to_csv(world.root / "labels" / "batch0.csv", index=False)
     measured = world.run_partition("measure_performance", "batch0.csv")
     assert not check_evaluations(measured)["performance_within_limit"].passed
-    assert world.performance("batch0.csv")["labelled_rows"] == BATCH_ROWS / 2  # partial: empty cells skipped
+    after = world.performance("batch0.csv")
+    assert after["labelled_rows"] == BATCH_ROWS / 2 and after["label_coverage"] == 0.5  # empty cells: not labelled
+    assert after["label_revision"] != before["label_revision"]  # a new revision, committed now
+    assert after["label_committed_at"] > before["label_committed_at"]
+    assert after["first_scores_run"] == before["first_scores_run"]  # against the same first scores
     [request] = tick().run_requests  # a new episode
     # A window of every labelled row: the 3 batches the champion trained on are left out, and the
     # challenger (trained on the source alone) is refused against it.
@@ -427,3 +432,19 @@ def test_labels_sensor_takes_stable_label_files_of_scored_batches_and_refuses_od
     assert results[2].run_requests == []  # nothing new
     assert "waiting for their batch to be scored (unscored.csv)" in results[2].skip_message
     assert "link.csv: a symbolic link" in results[2].skip_message
+
+
+def test_a_changed_batch_voids_its_labels_until_they_arrive_again(control):
+    world, _ = control
+    changed = holdout_rows().iloc[:500]
+    world.drop("control1.csv", changed)  # new content under the same name, its old labels left as they were
+    assert world.run_partition("score_batches", "control1.csv").success
+    left_out = materialized(world.train(selection=["raw_census"]))["raw_census"]["labelled_batches_left_out"]
+    assert "its content changed since its labels were matched" in left_out["control1.csv"]
+    stale = world.run_partition("measure_performance", "control1.csv")  # the old file cannot match the new rows
+    assert "has 2000 row(s) but the batch has 500" in failure_messages(stale)["batch_performance"]
+    changed[["marital_status"]].to_csv(world.root / "labels" / "control1.csv", index=False)
+    assert world.run_partition("measure_performance", "control1.csv").success
+    raw = materialized(world.train(selection=["raw_census"]))["raw_census"]
+    assert "control1.csv" not in raw.get("labelled_batches_left_out", {})
+    assert raw["evaluation_window_rows"] == BATCH_ROWS + 500
