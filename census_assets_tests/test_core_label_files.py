@@ -48,6 +48,14 @@ def test_labels_keyed_by_row_id_in_any_order_and_type():
     assert matched.keyed_by == ROW_ID and matched.coverage == 0.5
 
 
+def test_float_ids_match_integer_ids_and_text_ids_stay_text():
+    floats = batch(3, ids=[1.0, 2.0, 3.0])  # a column with a missing value elsewhere reads as floats
+    matched = match(csv_table("row_id,marital_status\n3,Divorced\n1,Widowed\n"), floats)
+    assert matched.positions.tolist() == [0, 2] and matched.statuses.tolist() == ["Widowed", "Divorced"]
+    with pytest.raises(LabelError, match="not in the batch: '7'"):
+        match(csv_table("row_id,marital_status\n7,Divorced\n"), batch(1, ids=["007"]))
+
+
 REFUSALS = [
     ("no label column", batch(4), "status\nDivorced\n", "has no marital_status column"),
     ("too few rows", batch(4), "marital_status\nDivorced\nWidowed\n", "has 2 row(s) but the batch has 4"),

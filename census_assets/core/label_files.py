@@ -93,11 +93,14 @@ def _examples(values: Sequence) -> str:
 
 
 def _ids(column: pd.Series) -> pd.Series:
-    """Row ids as text, so a CSV's 7 and a Parquet file's "7" or 7.0 are the same id; missing stays NA."""
-    numbers = pd.to_numeric(column, errors="coerce")
-    integral = numbers.notna() & (numbers == numbers.round())
-    text = column.astype("string").str.strip()
-    text = text.mask(integral, numbers.where(integral).astype("Int64").astype("string"))
+    """Row ids as text, so a CSV's 7, a Parquet file's "7" and a float column's 7.0 are the same id;
+    missing stays NA. Text ids are kept as they are (stripped): "007" is not 7."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        numbers = column.astype("Float64")
+        integral = (numbers == numbers.round()).fillna(False)
+        text = column.astype("string").mask(integral, numbers.round().astype("Int64").astype("string"))
+    else:
+        text = column.astype("string").str.strip()
     return text.mask(text == "")
 
 
