@@ -73,10 +73,9 @@ def first_scores(instance: dg.DagsterInstance, store: ObjectStore, partition: st
     while first is None:
         page = instance.fetch_materializations(scores, limit=PAGE, cursor=cursor, ascending=True)
         first = next((r for r in page.records if metadata_of(r).get(CONTENT_FINGERPRINT) == content), None)
-        if not page.has_more:
-            break
+        if first is None and not page.has_more:  # only if the records changed between the two reads
+            raise dg.Failure(f"batch {partition}'s scores changed while they were read: measure it again")
         cursor = page.cursor
-    first = first or latest[0]  # the latest record is of that content: the search ends there at the latest
     manifest = run_manifest(store, ArtifactKey(scored_batch.key.path[-1], partition, SCORED_FOLDER), first.run_id)
     if manifest is None:
         raise refuse(
