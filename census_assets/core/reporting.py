@@ -162,7 +162,9 @@ class _Canvas:
         self.box((self.left, self.top, self.right, self.bottom), outline=INK)
         image = self.image.resize((self.width, self.height), Image.LANCZOS)
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+        # A palette of 64 colours keeps the smoothed edges and makes the file a quarter of the size,
+        # which matters: charts travel base64-encoded inside Dagster's event metadata.
+        image.quantize(64).save(buffer, format="PNG")
         return buffer.getvalue()
 
 
