@@ -4,7 +4,7 @@ seed's own row-wise code on the whole bundled table."""
 import pandas as pd
 import pytest
 
-from census_assets.bench import reference_clean
+from benchmarks.reference import reference_clean
 from census_assets.core.cleaning import CleaningError, clean
 
 

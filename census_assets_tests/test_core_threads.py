@@ -15,6 +15,9 @@ import textwrap
 
 import pytest
 
+# Each case starts a Python interpreter: the fast tier leaves them out.
+pytestmark = pytest.mark.slow
+
 # Imports a module's package without running census_assets/__init__.py (which loads the Dagster
 # definitions, and with them every library), so a case measures census_assets.core alone.
 CORE_ONLY = """
@@ -93,7 +96,7 @@ HEAVY = ("lightgbm", "sklearn", "matplotlib")
 def test_importing_core_modules_loads_no_heavy_library():
     code = CORE_ONLY + f"""
 import census_assets.core.training, census_assets.core.reporting
-import census_assets.core.evaluation, census_assets.core.registry
+import census_assets.core.evaluation, census_assets.core.promotion, census_assets.storage.registry
 print(sorted(name for name in sys.modules if name.split(".")[0] in {HEAVY!r}))
 from census_assets.core.training import RowBatches  # created on first use
 print(RowBatches.__module__, RowBatches.__qualname__, [c.__name__ for c in RowBatches.__mro__])
