@@ -38,7 +38,8 @@ from typing import Any
 
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "CENSUS_WORKERS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 THRESHOLD = 0.5  # the sampled runs are judged by their consistency, not their accuracy
-TOLERANCE = 1.0  # champion/challenger never blocks: every new model is promoted
+TOLERANCE = 1.0  # champion/challenger (overall and per group) never blocks: every new model is promoted
+HOLDOUT_ROWS = 1000  # the held-out rows holdout_metrics judges on (see small_holdout)
 FIT_VOCABULARY = {"ops": {"features": {"config": {"vocabulary": "fit"}}}}
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # The census graph and its lifecycle (batch scoring is not part of these runs); a run with no
@@ -61,13 +62,17 @@ def run_graph(
     vocabulary: str = "bundled",
     selection: list[str] | None = None,
     instance=None,
+    holdout: str | Path | None = None,
 ):
     """The graph (census assets, the lifecycle through production_model, their checks) as the
     census_pipeline job runs it, in this process: the CV cut to one repeat of 2 folds (integrity,
-    not accuracy, is under test), one LightGBM thread per fit, the gate at 0.5."""
+    not accuracy, is under test), one LightGBM thread per fit, the gate at 0.5; `holdout`: a
+    smaller held-out table (CENSUS_HOLDOUT) than the bundled one, which holdout_metrics judges
+    challenger and champion on."""
     import dagster as dg
 
     from census_assets.definitions import build_definitions
+    from census_assets.resources.audit import AuditSettings
     from census_assets.resources.lifecycle import LifecycleSettings
     from census_assets.resources.training import TrainingSettings
     from census_assets.settings import load_environment
@@ -79,6 +84,7 @@ def run_graph(
                 "CENSUS_SOURCE": str(source),
                 "CENSUS_ACCURACY_THRESHOLD": str(THRESHOLD),
                 "CENSUS_WORKERS": "1",
+                **({"CENSUS_HOLDOUT": str(holdout)} if holdout else {}),
             }
         )
     )
@@ -86,6 +92,7 @@ def run_graph(
         **defs.resources,
         "training": TrainingSettings(accuracy_threshold=THRESHOLD, n_splits=2, n_repeats=1, workers=1),
         "lifecycle": LifecycleSettings(champion_tolerance=TOLERANCE),
+        "audit": AuditSettings(group_tolerance=TOLERANCE),
     }
     assets = [asset for asset in defs.assets if {key.to_user_string() for key in asset.keys} <= set(GRAPH)]
     checks = [check for check in defs.asset_checks if {key.asset_key.to_user_string() for key in check.check_keys}
@@ -98,6 +105,18 @@ def run_graph(
         run_config={**QUIET_LOGS, **(FIT_VOCABULARY if vocabulary == "fit" else {})},
         raise_on_error=False,
     )
+
+
+def small_holdout(path: Path) -> Path:
+    """A held-out table of HOLDOUT_ROWS rows of the bundled one, for run_graph's `holdout`: the
+    audit in holdout_metrics costs in proportion to the rows it judges, and integrity, not
+    accuracy, is under test."""
+    import pandas as pd
+
+    from census_assets.sources.common import BUNDLED_HOLDOUT, bundled_file
+
+    pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)).sample(HOLDOUT_ROWS, random_state=0).to_parquet(path, index=False)
+    return path
 
 
 def failure_messages(result) -> dict[str, str]:
@@ -196,7 +215,7 @@ def _child(job: dict) -> int:
 
             instance = dg.DagsterInstance.from_config(job["dagster_home"])
         result = run_graph(job["storage"], job["source"], job.get("vocabulary", "bundled"), job.get("selection"),
-                           instance)
+                           instance, job.get("holdout"))
         times = os.times()
         Path(job["result"]).write_text(json.dumps({**summarize(result), "cpu_seconds": times.user + times.system}))
         return 0
@@ -249,8 +268,8 @@ def serve(cpu: int) -> None:
 class ForkServer:
     """The client side of one server: run(job) -> the child's return code and its result."""
 
-    def __init__(self, cpu: int, workdir: Path):
-        self.workdir, self.count, self.lock = workdir, 0, threading.Lock()
+    def __init__(self, cpu: int, workdir: Path, holdout: Path | None = None):
+        self.workdir, self.holdout, self.count, self.lock = workdir, holdout, 0, threading.Lock()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "census_assets_tests.integrity_support", str(cpu)],
             stdin=subprocess.PIPE,
@@ -290,6 +309,7 @@ class ForkServer:
                 "log": None if quiet else str(stem) + ".log",
                 "fsize": fsize,
                 "dagster_home": str(dagster_home) if dagster_home else None,
+                "holdout": str(self.holdout) if self.holdout else None,
             }
             self.process.stdin.write(json.dumps(job) + "\n")
             self.process.stdin.flush()
@@ -355,8 +375,9 @@ class PausedRun:
             self.pool.shutdown()
 
 
-def start_servers(workdir: Path, count: int = 2) -> list[ForkServer]:
-    servers = [ForkServer(cpu, workdir) for cpu in range(count)]
+def start_servers(workdir: Path, count: int = 2, holdout: Path | None = None) -> list[ForkServer]:
+    """`holdout`: the CENSUS_HOLDOUT of every run (see run_graph)."""
+    servers = [ForkServer(cpu, workdir, holdout) for cpu in range(count)]
     started = time.time()
     for server in servers:
         server._wait_ready()
