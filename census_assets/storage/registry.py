@@ -58,6 +58,16 @@ def _read(store: ObjectStore, name: str) -> Any:
         raise RegistryError(reason if url in reason else f"cannot read {url}: {reason}") from None
 
 
+def _record(store: ObjectStore, name: str) -> dict:
+    """A promotion record named by the pointer or the next record: a JSON object with its action,
+    version and time (what history's readers show); anything else is damaged, a RegistryError."""
+    record = _read(store, name)
+    fields = ("action", "version", "time")
+    if not isinstance(record, dict) or not all(isinstance(record.get(field), str) for field in fields):
+        raise RegistryError(f"{store.url(name)} is not a promotion record (no action, version and time)")
+    return record
+
+
 @dataclass(frozen=True)
 class Registry:
     store: ObjectStore
@@ -190,7 +200,7 @@ class Registry:
             records.append(record)
             previous = record.get("previous_record")
             if previous:
-                record = _read(self.store, previous)
+                record = _record(self.store, previous)
             else:
                 if "previous_record" not in record or record.get("previous_version"):
                     records.extend(self._unchained_records(str(record.get("time", ""))))
