@@ -43,6 +43,7 @@ from census_assets_tests.helpers import step_failure_message
 pytestmark = pytest.mark.integrity
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "census-assets"
+RELEASE_STORAGE = Path(__file__).parent / "fixtures" / "release_797e3e6" / "census_storage"
 ROWS = 2000  # scored rows per test input: a CSV output of about 300 kB
 
 
@@ -482,6 +483,18 @@ def test_promotions_not_a_folder_history(capsys, storage, built):
     (storage / "promotions").write_text("not a folder")
     code, err = main(capsys, "history", "--storage", str(storage))
     assert code == 2 and f"{storage / 'promotions'}" in one_error_line(err, "history")
+
+
+@pytest.mark.parametrize("record", [b"[1, 2]\n", b'{"action": "promote"}\n'])
+def test_a_damaged_promotion_record_is_refused_naming_it(capsys, tmp_path, record):
+    """A record in the chain that is JSON but not a record: the user's error (exit 2, its path),
+    not an internal error. On a copy of release 797e3e6's storage (promote, promote, rollback)."""
+    storage = Path(shutil.copytree(RELEASE_STORAGE, tmp_path / "census_storage"))
+    damaged = storage / "promotions" / "20261204T143206.246976Z-promote-fff3ddf502cafbe5-81ecdefa.json"
+    damaged.write_bytes(record)
+    code, err = main(capsys, "history", "--storage", str(storage))
+    assert code == 2
+    assert one_error_line(err, "history") == f"{damaged} is not a promotion record (no action, version and time)"
 
 
 def test_no_model_unknown_version_and_bad_storage(capsys, storage, rows_csv, tmp_path):
