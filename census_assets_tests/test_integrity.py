@@ -1,10 +1,13 @@
-"""Integrity of the stored artifacts under faults: crashes mid-run, concurrent runs, a full disk and
-corrupted files. Run alone with `python -m pytest -m integrity`.
+"""Integrity of the stored artifacts under faults: crashes mid-run, concurrent runs, a full disk,
+corrupted files, and (issue 16) prune, a failed publication and a rollback while runs are at work.
+Run alone with `python -m pytest -m integrity`.
 
 Whole-graph runs use small samples of the bundled table and run in children of two fork servers
 (census_assets_tests.integrity_support), each pinned to one CPU with one LightGBM thread, so two
-runs side by side stay within two cores. One prepared storage per scenario is shared by the module
-and copied (shutil.copytree) for each case.
+runs side by side stay within two cores. Faults (a kill, a pause, an OSError) are injected at the
+store's public seam, census_assets.storage.objects.FAULTS. One prepared storage per scenario is
+shared by the module and copied (shutil.copytree) for each case; the fixtures only run and copy,
+the tests assert.
 """
 
 from __future__ import annotations
