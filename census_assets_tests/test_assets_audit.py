@@ -21,7 +21,8 @@ from census_assets.storage.cards import CARD_JSON, CARD_MARKDOWN, card_text, pro
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
 
-pytestmark = pytest.mark.audit
+# Whole holdout_metrics and production_model runs: kept out of the fast tier.
+pytestmark = [pytest.mark.audit, pytest.mark.slow]
 
 
 def small_model(rows: pd.DataFrame, seed: int) -> TrainedModel:

@@ -39,6 +39,7 @@ def cleaned(bundled_raw) -> pd.DataFrame:
     return clean(bundled_raw.iloc[10_000:12_500])
 
 
+@pytest.mark.slow  # kept out of the fast tier: seconds of a Dagster run or a subprocess
 def test_audit_is_the_composition_of_its_parts(models, cleaned):
     same_rows = evaluate_on_rows(cleaned, models[CHALLENGER], models[CHAMPION], ["sex", "race"])
     audit = audit_same_rows(same_rows, cleaned, models[CHALLENGER], "rows 10,000 on", min_group_rows=60)

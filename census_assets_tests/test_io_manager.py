@@ -138,6 +138,7 @@ def toy_job() -> dg.JobDefinition:
     return definitions.resolve_job_def("toy")
 
 
+@pytest.mark.slow  # kept out of the fast tier: seconds of a Dagster run or a subprocess
 def test_a_reexecution_reads_the_parent_runs_outputs_not_newer_commits(tmp_path, monkeypatch):
     """Run 1 (numbers from 1), run 2 (numbers from 10: the pointer now), then a re-execution of
     run 1's total, and a re-execution of that re-execution's report: each step reads what its

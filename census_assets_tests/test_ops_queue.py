@@ -132,6 +132,7 @@ def submit_two_trainings_and_three_scorings(instance: dg.DagsterInstance) -> Non
         assert submit(instance, job).status == dg.DagsterRunStatus.QUEUED
 
 
+@pytest.mark.slow  # kept out of the fast tier: seconds of a Dagster run or a subprocess
 def test_first_pass_on_a_fresh_instance_starts_one_training_and_two_scoring_runs(tmp_path):
     with instance_from(tmp_path / "home", REPO_DAGSTER_YAML.read_text()) as instance:
         assert isinstance(instance.run_coordinator, PoolLimitsRunCoordinator)
@@ -141,6 +142,7 @@ def test_first_pass_on_a_fresh_instance_starts_one_training_and_two_scoring_runs
         assert first_pass(instance) == ["scoring", "scoring", "training"]
 
 
+@pytest.mark.slow  # kept out of the fast tier: seconds of a Dagster run or a subprocess
 def test_without_the_coordinator_dagsters_first_pass_starts_both_training_runs(tmp_path):
     """Why the coordinator exists: Dagster 1.13's own first pass writes default_limit's rows only
     after reading which pools are limited, so nothing holds the runs back."""
@@ -169,6 +171,7 @@ def test_an_operators_limit_stays_and_a_default_written_limit_is_replaced(tmp_pa
         assert pool_limits(instance) == {TRAINING_POOL: (3, False), SCORING_POOL: (POOL_LIMITS[SCORING_POOL], False)}
 
 
+@pytest.mark.slow  # kept out of the fast tier: seconds of a Dagster run or a subprocess
 def test_importing_the_code_location_writes_nothing_and_loads_no_model_library(tmp_path):
     """The coordinator is imported by every process that loads the instance; the code location's
     import must not touch the instance (the coordinator writes only when a run is submitted)."""
