@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from census_assets.storage.registry import Registry
 from census_assets.core.scoring import Scored, score, training_ranges
+from census_assets.storage.registry import Registry
 
 __all__ = ["score_with_production"]
 
