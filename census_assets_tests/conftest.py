@@ -26,16 +26,16 @@ SLOW_FIXTURES = {
         "postgres_server",
         "gcs_emulator", "bq_emulator", "fault_proxy",  # fake-gcs-server, bqemulator
     },
-    "test_integrity": {"servers"},  # fork servers running the whole graph in child processes
-    "test_ops_instance": {"dg_home"},  # the `dg` CLI, loading the code location in a subprocess
+    "scenarios.test_integrity": {"servers"},  # fork servers running the whole graph in child processes
+    "scenarios.test_ops_instance": {"dg_home"},  # the `dg` CLI, loading the code location in a subprocess
     # They train the whole graph in this process, seconds per run, for a module's tests to share.
-    "test_lifecycle": {"lineage", "drift_runs"},  # five models, one on the whole bundled table
-    "test_assets": {"good_run"},  # the whole bundled table, 15-fold CV
-    "test_gcp": {"local_run"},  # the same: the baseline of the GCS run
-    "test_cli_contract": {"built"},
-    "test_batches": {"trained"},  # two models
-    "test_loop": {"model_a"},  # the champion every loop scenario starts from
-    "test_core_training": {"eight_x"},  # CV on eight times the bundled table
+    "scenarios.test_lifecycle": {"lineage", "drift_runs"},  # five models, one on the whole bundled table
+    "assets.test_census": {"good_run"},  # the whole bundled table, 15-fold CV
+    "scenarios.test_gcp": {"local_run"},  # the same: the baseline of the GCS run
+    "cli.test_contract": {"built"},
+    "assets.test_batches": {"trained"},  # two models
+    "scenarios.test_loop": {"model_a"},  # the champion every loop scenario starts from
+    "core.test_training": {"eight_x"},  # CV on eight times the bundled table
 }  # fmt: skip
 # Markers whose every test starts processes: a browser with its webserver; a Dask cluster of
 # worker processes. (`gcp` and `ops` tests start processes only through the fixtures above.)

@@ -145,6 +145,11 @@ class DagsterGraphQL:
         found = self.graphql(SENSOR_STATE, {"selector": selector})["sensorOrError"]
         return found["sensorState"]["typeSpecificData"] or {}
 
+    def pool_limits(self) -> dict[str, int]:
+        """The pool limits the instance holds, as the UI's Concurrency page shows them."""
+        limits = self.graphql(POOL_LIMITS)["instance"]["concurrencyLimits"]
+        return {limit["concurrencyKey"]: limit["slotCount"] for limit in limits}
+
     def selector(self, location: str | None = None) -> dict:
         return {"repositoryLocationName": location or self.location_name, "repositoryName": REPOSITORY}
 
@@ -154,6 +159,19 @@ def float_metadata(entries: list[dict]) -> dict[str, float]:
     return {e["label"]: e["floatValue"] for e in entries if e["__typename"] == "FloatMetadataEntry"}
 
 
+def most_at_once(runs: list[dict]) -> int:
+    """The largest number of these runs holding their pool slots at the same moment: from the run
+    queue letting a run go (its RunStartingEvent, written by the daemon as it launches the run) to
+    its end. Those are the queue's own decisions, whatever the speed of the run processes."""
+    edges = sorted([(run["dequeued"], 1) for run in runs] + [(run["endTime"], -1) for run in runs])
+    most = current = 0
+    for _, step in edges:  # an end sorts before a start at the same time: back to back is no overlap
+        current += step
+        most = max(most, current)
+    return most
+
+
+POOL_LIMITS = """{ instance { concurrencyLimits { concurrencyKey slotCount } } }"""
 LOCATION_STATUSES = """{ locationStatusesOrError { __typename
   ... on WorkspaceLocationStatusEntries { entries { name loadStatus } } } }"""
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name

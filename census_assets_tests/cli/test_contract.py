@@ -38,12 +38,12 @@ from census_assets.settings import load_environment
 from census_assets.storage.codecs import codec_for
 from census_assets.storage.commits import ArtifactKey, commit
 from census_assets.storage.objects import LocalObjectStore
-from census_assets_tests.helpers import step_failure_message
+from census_assets_tests.fixtures import RELEASE_797E3E6_STORAGE
+from census_assets_tests.harness.runner import step_failure_message
 
 pytestmark = pytest.mark.integrity
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "census-assets"
-RELEASE_STORAGE = Path(__file__).parent / "fixtures" / "release_797e3e6" / "census_storage"
 ROWS = 2000  # scored rows per test input: a CSV output of about 300 kB
 
 
@@ -489,7 +489,7 @@ def test_promotions_not_a_folder_history(capsys, storage, built):
 def test_a_damaged_promotion_record_is_refused_naming_it(capsys, tmp_path, record):
     """A record in the chain that is JSON but not a record: the user's error (exit 2, its path),
     not an internal error. On a copy of release 797e3e6's storage (promote, promote, rollback)."""
-    storage = Path(shutil.copytree(RELEASE_STORAGE, tmp_path / "census_storage"))
+    storage = Path(shutil.copytree(RELEASE_797E3E6_STORAGE, tmp_path / "census_storage"))
     damaged = storage / "promotions" / "20261204T143206.246976Z-promote-fff3ddf502cafbe5-81ecdefa.json"
     damaged.write_bytes(record)
     code, err = main(capsys, "history", "--storage", str(storage))

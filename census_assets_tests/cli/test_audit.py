@@ -21,8 +21,7 @@ from census_assets.storage.cards import card_files
 from census_assets.storage.manifests import json_bytes, sha256
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
-from census_assets_tests.test_storage_cards import a_card
-from census_assets_tests.tiny_models import tiny_model
+from census_assets_tests.tiny_models import a_card, tiny_model
 
 pytestmark = pytest.mark.audit
 

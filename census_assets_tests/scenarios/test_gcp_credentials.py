@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,12 +16,12 @@ from census_assets import cli
 from census_assets.resources.inbox import BatchInbox
 from census_assets.resources.source import CensusSource
 from census_assets.resources.storage import ArtifactStorage
-from census_assets_tests.gcp_emulators import BQ_PROJECT
+from census_assets_tests.fixtures import RELEASE_797E3E6
+from census_assets_tests.harness.emulators import BQ_PROJECT
 
 pytestmark = pytest.mark.gcp
 
 BUCKET = "census-keyed"
-FIXTURE = Path(__file__).parent / "fixtures" / "release_797e3e6"
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +46,20 @@ def test_a_gs_source_is_read_with_the_key(bucket, key, token_endpoint, bundled_r
 
 
 def test_predict_reads_a_gs_input_with_the_key(bucket, key, token_endpoint, tmp_path, monkeypatch, capsys):
-    batch = (FIXTURE / "inbox" / "batch_a.csv").read_bytes()
+    batch = (RELEASE_797E3E6 / "inbox" / "batch_a.csv").read_bytes()
     bucket.blob("incoming/batch_a.csv").upload_from_string(batch)
-    registry = shutil.copytree(FIXTURE / "census_storage", tmp_path / "storage")
+    registry = shutil.copytree(RELEASE_797E3E6 / "census_storage", tmp_path / "storage")
     monkeypatch.setenv("GCP_CREDENTIALS", key)
     output = tmp_path / "scored.csv"
     source = f"gs://{BUCKET}/incoming/batch_a.csv"
     code = cli.main(["predict", "--input", source, "--output", str(output), "--storage", str(registry)])
     assert code == 0, capsys.readouterr().err
     assert token_endpoint.grants >= 1
-    assert len(pd.read_csv(output)) == len(pd.read_csv(FIXTURE / "inbox" / "batch_a.csv"))
+    assert len(pd.read_csv(output)) == len(pd.read_csv(RELEASE_797E3E6 / "inbox" / "batch_a.csv"))
 
 
 def test_a_gs_inbox_is_listed_and_read_with_the_key(bucket, key, token_endpoint):
-    batch = (FIXTURE / "inbox" / "batch_a.csv").read_bytes()
+    batch = (RELEASE_797E3E6 / "inbox" / "batch_a.csv").read_bytes()
     bucket.blob("inbox/batch_a.csv").upload_from_string(batch)
     storage_resource = ArtifactStorage(url=f"gs://{BUCKET}/storage", gcp_credentials=key)
     inbox = BatchInbox(url=f"gs://{BUCKET}/inbox", storage=storage_resource)

@@ -4,34 +4,19 @@ a version made before cards (the CLI's exit 2)."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from census_assets.core.explanations import INPUT_COLUMNS, Contributions, global_importance
-from census_assets.core.model_card import build_card, evaluation_section, human_parts, render_markdown
+from census_assets.core.model_card import render_markdown
 from census_assets.core.promotion import model_version
 from census_assets.storage.cards import CARD_JSON, CARD_MARKDOWN, NoModelCardError, card_files, card_text, read_card
 from census_assets.storage.errors import RegistryError
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
-from census_assets_tests.tiny_models import tiny_model
+from census_assets_tests.fixtures import RELEASE_797E3E6_STORAGE
+from census_assets_tests.tiny_models import a_card, tiny_model
 
 pytestmark = pytest.mark.audit
 
-RELEASE_797E3E6 = Path(__file__).parent / "fixtures" / "release_797e3e6" / "census_storage"
-
-
-def a_card(version: str) -> dict:
-    rng = np.random.default_rng(2)
-    y = (rng.random(400) < 0.4).astype(int)
-    p = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 400), 0.01, 0.99)
-    return build_card(
-        version=version, created="2026-12-04T10:00:00Z", run_id="run-1", training_data={"rows": 400},
-        code={"python": "3.11"}, parameters={"num_threads": 1}, cv_scores=[0.8, 0.82],
-        evaluation=evaluation_section(y, p, {"sex": rng.choice(["Female", "Male"], 400)}, "400 rows"),
-        top_features=global_importance(Contributions(rng.normal(size=(50, len(INPUT_COLUMNS))), np.zeros(50))),
-        drift=None, promotion={"decision": "promote"}, human=human_parts(""),
-    )
 
 
 @pytest.fixture
@@ -66,7 +51,7 @@ def test_a_version_made_before_cards_says_so(registry):
         card_text(registry, older)
     assert issubclass(NoModelCardError, RegistryError)  # the CLI's exit 2
     # The registry a release before cards wrote: its production version has no card either.
-    released = Registry(LocalObjectStore(RELEASE_797E3E6))
+    released = Registry(LocalObjectStore(RELEASE_797E3E6_STORAGE))
     production = released.production()["version"]
     with pytest.raises(NoModelCardError, match=f"version {production} was made before cards"):
         card_text(released)

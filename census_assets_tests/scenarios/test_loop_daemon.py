@@ -16,7 +16,7 @@ from census_assets.automation.labels import DECAY_EPISODE_TAG, RETRAIN_REASON_TA
 from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, dagster_deployment
 from census_assets_tests.harness.runner import failure_messages
 from census_assets_tests.harness.waiting import wait_for
-from census_assets_tests.test_loop import (
+from census_assets_tests.scenarios.loop_world import (
     BATCH_ROWS,
     SHIFTED_BATCHES,
     SOURCE_ROWS,

@@ -10,7 +10,7 @@ from census_assets.core.features import Vocabulary
 from census_assets.core.schema import SOURCE_COLUMNS
 from census_assets.sources.common import BUNDLED_HOLDOUT, BUNDLED_TRAIN, BUNDLED_VOCABULARY, bundled_file
 
-UCI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "census"
+UCI_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "census"
 # Rows, the first row's workclass (raw, with the UCI files' leading space) and the sha256 of the
 # table as CSV: the hash changes if any value, column or row order changes.
 EXPECTED = {

@@ -17,8 +17,7 @@ from census_assets.storage.errors import RegistryError
 from census_assets.storage.manifests import json_bytes, sha256
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import MANIFEST, Registry
-from census_assets_tests.test_core_rebuild import pipeline_model
-from census_assets_tests.tiny_models import tiny_model
+from census_assets_tests.tiny_models import pipeline_model, tiny_model
 
 pytestmark = pytest.mark.audit
 

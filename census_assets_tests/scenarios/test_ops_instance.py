@@ -26,8 +26,8 @@ import yaml
 from census_assets.assets.specs import POOL_LIMITS, SCORING_POOL
 from census_assets.automation.run_coordinator import PoolLimitsRunCoordinator
 from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, WEBSERVER_ONLY_YAML
+from census_assets_tests.harness.graphql import most_at_once
 from census_assets_tests.harness.processes import REPO_ROOT, console_command, inherited_environment
-from census_assets_tests.test_ops_queue import instance_pool_limits, most_at_once
 
 pytestmark = pytest.mark.ops
 
@@ -38,7 +38,7 @@ TRAINING_CHAIN = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm
 GATE = "cv_accuracy_meets_threshold"
 # The scoring pool is exercised by a stand-in, a tiny second code location in the same deployment
 # with an asset in that pool (pools are instance-wide).
-POOLS_CODE = REPO_ROOT / "census_assets_tests" / "ops_code_location.py"
+POOLS_CODE = REPO_ROOT / "census_assets_tests" / "harness" / "ops_code_location.py"
 POOLS_LOCATION = "ops_pools"
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 
@@ -274,7 +274,7 @@ def test_history_survives_a_restart_and_graphql_reads_it(deployment, two_trainin
     executions = deployment.graphql(CHECK_EXECUTIONS, {"assetKey": {"path": ["cv_accuracy"]}, "checkName": GATE})
     passed = {e["runId"] for e in executions["assetCheckExecutions"] if e["status"] == "SUCCEEDED"}
     assert run_ids <= passed
-    assert instance_pool_limits(deployment) == POOL_LIMITS
+    assert deployment.pool_limits() == POOL_LIMITS
     locations = deployment.graphql(LOCATIONS)["locationStatusesOrError"]["entries"]
     assert {entry["name"]: entry["loadStatus"] for entry in locations} == {
         "census_assets": "LOADED",

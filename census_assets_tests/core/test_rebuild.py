@@ -18,18 +18,11 @@ from census_assets.core.rebuild import (
     rebuild,
     record_build,
 )
-from census_assets.core.training import TrainedModel, compact_split, fit_final
+from census_assets.core.training import TrainedModel, compact_split
 from census_assets.sources.common import BUNDLED_VOCABULARY, bundled_file
+from census_assets_tests.tiny_models import pipeline_model
 
 pytestmark = pytest.mark.audit
-
-
-def pipeline_model(raw: pd.DataFrame, vocabulary: Vocabulary | None = None) -> TrainedModel:
-    """As features and lgbm_model fit it."""
-    cleaned = clean(raw)
-    vocabulary = vocabulary or Vocabulary.fit(cleaned)
-    X, y = compact_split(encode(cleaned, vocabulary).frame)
-    return TrainedModel(fit_final(X, y, vocabulary.feature_names), vocabulary)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from census_assets import cli
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
+from census_assets_tests.fixtures import RELEASE_797E3E6_STORAGE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "release_797e3e6" / "census_storage"
 RELEASE_HISTORY = [
     ("promote", "c6074c565a7ed478"),
     ("promote", "fff3ddf502cafbe5"),
@@ -22,7 +22,7 @@ RELEASE_HISTORY = [
 
 @pytest.fixture
 def storage(tmp_path) -> Path:
-    return Path(shutil.copytree(FIXTURE, tmp_path / "storage"))
+    return Path(shutil.copytree(RELEASE_797E3E6_STORAGE, tmp_path / "storage"))
 
 
 def unchain(storage: Path, names: list[str]) -> None:

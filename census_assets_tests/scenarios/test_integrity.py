@@ -3,7 +3,7 @@ corrupted files, and (issue 16) prune, a failed publication and a rollback while
 Run alone with `python -m pytest -m integrity`.
 
 Whole-graph runs use small samples of the bundled table and run in children of two fork servers
-(census_assets_tests.integrity_support), each pinned to one CPU with one LightGBM thread, so two
+(census_assets_tests.scenarios.integrity_support), each pinned to one CPU with one LightGBM thread, so two
 runs side by side stay within two cores. Faults (a kill, a pause, an OSError) are injected at the
 store's public seam, census_assets.storage.objects.FAULTS. One prepared storage per scenario is
 shared by the module and copied (shutil.copytree) for each case; the fixtures only run and copy,
@@ -53,7 +53,13 @@ from census_assets.storage.leases import LEASE_SECONDS, read_lease
 from census_assets.storage.manifests import MANIFEST_SUFFIX
 from census_assets.storage.objects import FAULTS, LocalObjectStore
 from census_assets.storage.registry import Registry
-from census_assets_tests.integrity_support import PausedRun, run_graph, small_holdout, start_servers, summarize
+from census_assets_tests.scenarios.integrity_support import (
+    PausedRun,
+    run_graph,
+    small_holdout,
+    start_servers,
+    summarize,
+)
 
 pytestmark = pytest.mark.integrity
 

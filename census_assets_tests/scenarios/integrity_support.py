@@ -2,7 +2,7 @@
 
 A run that must be killed mid-write (SIGKILL), or that must run under a file-size limit, cannot run
 in the pytest process. Starting a fresh interpreter per case would cost seconds of imports each, so
-`python -m census_assets_tests.integrity_support <cpu>` is a small fork server: it imports Dagster,
+`python -m census_assets_tests.scenarios.integrity_support <cpu>` is a small fork server: it imports Dagster,
 the package, LightGBM, scikit-learn, matplotlib and pyarrow once (it never runs any of them, so no
 OpenMP or Arrow thread pool exists when it forks), pins itself to one CPU, and for each job read
 from stdin (one JSON line) forks a child that runs the graph in-process (dg.materialize, as
@@ -35,6 +35,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from census_assets_tests.harness.processes import REPO_ROOT
 
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "CENSUS_WORKERS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 THRESHOLD = 0.5  # the sampled runs are judged by their consistency, not their accuracy
@@ -271,13 +273,13 @@ class ForkServer:
     def __init__(self, cpu: int, workdir: Path, holdout: Path | None = None):
         self.workdir, self.holdout, self.count, self.lock = workdir, holdout, 0, threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "census_assets_tests.integrity_support", str(cpu)],
+            [sys.executable, "-m", "census_assets_tests.scenarios.integrity_support", str(cpu)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=open(workdir / f"server{cpu}.log", "w"),  # noqa: SIM115
             text=True,
             env={**os.environ, **SERVER_ENV},
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO_ROOT,
         )
         self.cpu = cpu
         self.ready = False

@@ -19,8 +19,8 @@ from census_assets.storage.commits import ArtifactKey, committed_manifest, load_
 from census_assets.storage.manifests import MANIFEST_SUFFIX
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
+from census_assets_tests.fixtures import RELEASE_797E3E6
 
-FIXTURE = Path(__file__).parent / "fixtures" / "release_797e3e6"
 RUN_A, RUN_B = "624c75f9-4150-4939-ac11-8d7e7a5c8123", "3b38910a-305e-460a-b107-1bc5f03d45dd"
 SCORING_RUN = "aac42f5b-7ea3-4eb1-8a78-9cb525126524"
 VERSION_A, VERSION_B = "c6074c565a7ed478", "fff3ddf502cafbe5"
@@ -36,7 +36,7 @@ def tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def storage(tmp_path) -> Path:
     """A copy of the fixture's census_storage, free to prune."""
-    return Path(shutil.copytree(FIXTURE / "census_storage", tmp_path / "census_storage"))
+    return Path(shutil.copytree(RELEASE_797E3E6 / "census_storage", tmp_path / "census_storage"))
 
 
 def codec_of(manifest: dict):
@@ -67,7 +67,7 @@ def test_the_production_model_scores_the_inbox_file_as_the_release_did(storage, 
     pointer, model = Registry(LocalObjectStore(storage)).load_production()
     assert pointer["version"] == model_version(model) == VERSION_A
     output = tmp_path / "scored.parquet"
-    code = cli.main(["predict", "--input", str(FIXTURE / "inbox" / "batch_a.csv"), "--output", str(output),
+    code = cli.main(["predict", "--input", str(RELEASE_797E3E6 / "inbox" / "batch_a.csv"), "--output", str(output),
                      "--storage", str(storage)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -156,6 +156,6 @@ def test_the_fixture_itself_is_unchanged():
     """Nothing here (or anywhere) wrote into the fixture: it is byte for byte what git holds."""
     import subprocess
 
-    done = subprocess.run(["git", "status", "--porcelain", "--", str(FIXTURE)], capture_output=True, text=True,
-                          cwd=FIXTURE, check=True)
+    done = subprocess.run(["git", "status", "--porcelain", "--", str(RELEASE_797E3E6)], capture_output=True, text=True,
+                          cwd=RELEASE_797E3E6, check=True)
     assert done.stdout == ""

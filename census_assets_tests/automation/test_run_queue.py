@@ -53,7 +53,7 @@ from census_assets.storage.commits import ArtifactKey, committed_manifest, load_
 from census_assets.storage.objects import open_store
 from census_assets.storage.registry import Registry
 from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML
-from census_assets_tests.harness.graphql import LOCATION, DagsterGraphQL, GraphQLError
+from census_assets_tests.harness.graphql import LOCATION, DagsterGraphQL, GraphQLError, most_at_once
 from census_assets_tests.harness.processes import (
     REPO_ROOT,
     ManagedProcess,
@@ -195,11 +195,10 @@ SAMPLE_ROWS = 3_000
 TRIALS = 3
 STAND_IN_LOCATION = "ops_pools"
 STAND_IN_WORKSPACE_ENTRY = f"""  - python_file:
-      relative_path: {REPO_ROOT / "census_assets_tests" / "ops_code_location.py"}
+      relative_path: {REPO_ROOT / "census_assets_tests" / "harness" / "ops_code_location.py"}
       location_name: {STAND_IN_LOCATION}
 """
 ALERT_SENSOR = "census_run_failure_alert"
-POOL_LIMITS_QUERY = """{ instance { concurrencyLimits { concurrencyKey slotCount } } }"""
 RUN_PROCESS = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
@@ -256,29 +255,11 @@ def scoring_stand_in_run(ui: DagsterGraphQL) -> str:
     return ui.launch_assets(["ops_batch_scores"], location=STAND_IN_LOCATION)
 
 
-def most_at_once(runs: list[dict]) -> int:
-    """The largest number of these runs holding their pool slots at the same moment: from the run
-    queue letting a run go (its RunStartingEvent, written by the daemon as it launches the run) to
-    its end. Those are the queue's own decisions, whatever the speed of the run processes."""
-    edges = sorted([(run["dequeued"], 1) for run in runs] + [(run["endTime"], -1) for run in runs])
-    most = current = 0
-    for _, step in edges:  # an end sorts before a start at the same time: back to back is no overlap
-        current += step
-        most = max(most, current)
-    return most
-
-
-def instance_pool_limits(ui: DagsterGraphQL) -> dict[str, int]:
-    """The pool limits the instance holds, as the UI's Concurrency page shows them."""
-    limits = ui.graphql(POOL_LIMITS_QUERY)["instance"]["concurrencyLimits"]
-    return {limit["concurrencyKey"]: limit["slotCount"] for limit in limits}
-
-
 def trial(dev: DagsterDev) -> dict:
     """Two census_pipeline runs and three scoring runs launched at once; their finished runs by kind,
     each with `dequeued` (its RunStartingEvent) and times relative to the launch; the instance's
     pool limits before the launch and after."""
-    limits_before = instance_pool_limits(dev.ui)
+    limits_before = dev.ui.pool_limits()
     launched_at = time.time()
     ids = launch_together(dev.ui, [census_pipeline] * 2 + [scoring_stand_in_run] * 3)
     runs = dev.ui.wait_for_runs(ids)
@@ -288,7 +269,7 @@ def trial(dev: DagsterDev) -> dict:
     return {
         "training": [runs[run_id] for run_id in ids[:2]],
         "scoring": [runs[run_id] for run_id in ids[2:]],
-        "limits": (limits_before, instance_pool_limits(dev.ui)),
+        "limits": (limits_before, dev.ui.pool_limits()),
     }
 
 
