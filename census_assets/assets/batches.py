@@ -66,7 +66,7 @@ def score_batch(raw: pd.DataFrame, model_registry: Registry, threads: int = 1):
         pointer, scored = score_with_production(raw, model_registry)
     seconds = time.perf_counter() - started
     reference = ReferenceProfile.from_dict(model_registry.read_json(pointer["version"], REFERENCE_PROFILE))
-    return pointer, scored, core.batch_drift(reference, raw), seconds
+    return pointer, scored, core.batch_drift(reference, scored), seconds
 
 
 def scoring_metadata(frame: pd.DataFrame, report, profile: core.BatchProfile) -> dict:

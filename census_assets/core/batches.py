@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from census_assets.core.cleaning import DROPPED_COLUMNS, CleaningError, clean
+from census_assets.core.cleaning import DROPPED_COLUMNS
 from census_assets.core.drift import DriftReport, ReferenceProfile, compare
 from census_assets.core.file_formats import UnknownFormatError, file_format, read_table
 from census_assets.core.labels import LABEL_COLUMN
-from census_assets.core.schema import SOURCE_COLUMNS, STRING
+from census_assets.core.schema import SOURCE_COLUMNS
+from census_assets.core.scoring import Scored
 
 # The columns a row needs to be scored (core.scoring): all but the label and the unused ones.
 MODEL_INPUTS = tuple(name for name in SOURCE_COLUMNS if name not in (LABEL_COLUMN, *DROPPED_COLUMNS))
@@ -82,13 +83,9 @@ def check_batch(raw: pd.DataFrame, max_unscorable_share: float) -> BatchProfile:
     return profile
 
 
-def batch_drift(profile: ReferenceProfile, raw: pd.DataFrame) -> DriftReport | None:
-    """PSI of the batch's scorable rows against the production model's training profile, cleaned
-    as the `drift` asset cleans raw_census (core.drift); None when no row can be scored."""
-    unused = [LABEL_COLUMN, *DROPPED_COLUMNS]
-    table = raw.reindex(columns=list(SOURCE_COLUMNS))
-    table = table.fillna({name: ("" if SOURCE_COLUMNS[name] == STRING else 0) for name in unused})
-    try:
-        return compare(profile, clean(table))
-    except CleaningError:
-        return None
+def batch_drift(profile: ReferenceProfile, scored: Scored) -> DriftReport | None:
+    """PSI of the batch's scorable rows against the production model's training profile, on the
+    rows scoring cleaned (Scored.drift_rows: cleaned as the `drift` asset cleans raw_census);
+    None when no row could be scored."""
+    rows = scored.drift_rows()
+    return None if rows is None else compare(profile, rows)

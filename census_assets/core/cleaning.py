@@ -30,6 +30,12 @@ def clean(df: pd.DataFrame) -> pd.DataFrame:
         raise CleaningError(
             f"no rows left after dropping NA and duplicates ({len(df)} rows in the source)"
         )
+    return normalize(table)
+
+
+def normalize(table: pd.DataFrame) -> pd.DataFrame:
+    """clean() without dropping rows: strip strings, '?' -> 'Unknown', drop unused columns; one
+    output row per input row, in order (scoring keeps every row of a batch)."""
     table = table.assign(
         **{name: strip_strings(table[name]) for name in table.columns if _is_text(table[name])}
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from census_assets.core.cleaning import DROPPED_COLUMNS, clean
+from census_assets.core.cleaning import DROPPED_COLUMNS, normalize
 from census_assets.core.features import (
     AGE_BINS,
     CATEGORICAL_COLUMNS,
@@ -32,7 +32,6 @@ from census_assets.core.validation import PHYSICAL_LIMITS, describe_limits, outs
 PROBABILITY = "never_married_probability"
 PREDICTION = "never_married"
 FLAG = "scoring_flag"
-_ROW = "__row__"
 
 
 class ScoringError(ValueError):
@@ -61,7 +60,7 @@ class Scored:
         if self.cleaned is None:
             return None
         first = ~self.scorable.duplicated().to_numpy()
-        return self.cleaned.loc[first].drop(columns=_ROW).reset_index(drop=True)
+        return self.cleaned.loc[first].reset_index(drop=True)
 
     def range_warnings(self) -> list[str]:
         """One line per column with impossible or out-of-range values (for reports and stderr)."""
@@ -152,10 +151,10 @@ def score(
         problems = "; ".join(scored.range_warnings())
         raise ScoringError(f"{problems}; without --strict such rows are scored and flagged")
     if complete.any():
-        # A row key makes every row distinct, so clean()'s drop_duplicates keeps them all while
-        # its stripping and '?' -> 'Unknown' stay exactly the training code.
+        # clean()'s stripping and '?' -> 'Unknown', exactly the training code, without its
+        # dropping of repeated rows: every scorable row gets its score.
         scored.scorable = table[complete]
-        cleaned = scored.cleaned = clean(scored.scorable.assign(**{_ROW: np.flatnonzero(complete)}))
+        cleaned = scored.cleaned = normalize(scored.scorable)
         batch = encode(cleaned, vocabulary)
         scored.unseen = batch.unseen
         if strict and batch.unseen:
@@ -164,10 +163,11 @@ def score(
                 "without --strict they are scored as no known category and flagged"
             )
         X, _ = split_target(batch.frame)
-        probability[cleaned[_ROW].to_numpy()] = predict(X)
+        probability[complete] = predict(X)
+        scorable_rows = np.flatnonzero(complete)
         for name in CATEGORICAL_COLUMNS:
             known = cleaned[name].isin(vocabulary.categories[name]).to_numpy()
-            rows, values = cleaned[_ROW].to_numpy()[~known], cleaned[name].to_numpy()[~known]
+            rows, values = scorable_rows[~known], cleaned[name].to_numpy()[~known]
             for row, value in zip(rows, values):
                 flags[row] = (flags[row] + ";" if flags[row] else "") + f"unseen {name}={value}"
     for row, extra in range_flags.items():

@@ -15,11 +15,13 @@ import pytest
 from census_assets.core import batch_names, inbox
 from census_assets.core import batches as core
 from census_assets.core.batch_summary import behind_production, drift_chart_png, summary_table
-from census_assets.core.drift import fit_reference
+from census_assets.core.cleaning import clean
+from census_assets.core.drift import compare, fit_reference
 from census_assets.core.features import Vocabulary
 from census_assets.core.file_formats import SUFFIXES
 from census_assets.core.labels import is_target
 from census_assets.core.rescore import QueuedRun, RequestError, RescoreRequest, RescoreState
+from census_assets.core.scoring import score
 from census_assets.sources.common import BUNDLED_VOCABULARY, bundled_file
 from census_assets.sources.files import read_file
 
@@ -223,12 +225,19 @@ def test_check_batch_refuses_missing_columns_and_header_only(bundled_raw):
 def test_batch_drift_is_the_drift_assets_psi(bundled_raw, bundled_clean):
     vocabulary = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
     profile = fit_reference(bundled_clean, vocabulary)
-    same = core.batch_drift(profile, bundled_raw.drop(columns="marital_status"))
+
+    def drift_of(raw: pd.DataFrame):
+        # Drift reads the rows scoring cleaned; the predictions themselves do not matter to it.
+        return core.batch_drift(profile, score(raw, lambda X: np.zeros(len(X)), vocabulary))
+
+    same = drift_of(bundled_raw.drop(columns="marital_status"))
     assert same.max_psi < 0.001
-    shifted = core.batch_drift(profile, bundled_raw.assign(age=bundled_raw["age"] + 15))
+    # the batch's rows cleaned as the drift asset cleans a table (no label: filled, as scoring does)
+    assert same == compare(profile, clean(bundled_raw.assign(marital_status="")))
+    shifted = drift_of(bundled_raw.assign(age=bundled_raw["age"] + 15))
     assert shifted.worst_feature == "age" and shifted.max_psi > 0.25
     nothing = bundled_raw.head(3).assign(age=np.nan)
-    assert core.batch_drift(profile, nothing) is None
+    assert drift_of(nothing) is None
 
 
 def test_summary_table_marks_batches_behind_production():

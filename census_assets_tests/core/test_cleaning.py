@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.reference import reference_clean
-from census_assets.core.cleaning import CleaningError, clean
+from census_assets.core.cleaning import CleaningError, clean, normalize
 
 
 def raw_rows(**overrides) -> dict:
@@ -71,6 +71,14 @@ def test_duplicates_are_judged_on_raw_values_as_the_reference_does(text_dtype):
 def test_nothing_left_is_a_clear_error(text_dtype):
     with pytest.raises(CleaningError, match="no rows left"):
         clean(frame([raw_rows(age=None)], text_dtype))
+
+
+def test_normalize_is_clean_keeping_every_row_in_order(text_dtype):
+    rows = [raw_rows(workclass=" ?"), raw_rows(age=50), raw_rows(workclass=" ?")]
+    table = normalize(frame(rows, text_dtype))
+    assert list(table["age"]) == [39, 50, 39]  # the repeated row kept, in place
+    assert list(table["workclass"]) == ["Unknown", "State-gov", "Unknown"]
+    pd.testing.assert_frame_equal(table.drop_duplicates(ignore_index=True), clean(frame(rows, text_dtype)))
 
 
 def test_bundled_table_equals_the_seeds_row_wise_cleaning(bundled_raw, bundled_clean):
