@@ -184,16 +184,7 @@ def holdout_metrics(
             "evaluation_rows": plan.describe(),
             "evaluation_rows_left_out": float(plan.left_out_rows),
             "champion_version": pointer["version"] if pointer else "none: no production model yet",
-            **(
-                {
-                    "champion_accuracy": comparison.champion_accuracy,
-                    "accuracy_difference": comparison.difference,
-                    "accuracy_difference_ci_low": comparison.ci_low,
-                    "accuracy_difference_ci_high": comparison.ci_high,
-                }
-                if comparison
-                else {}
-            ),
+            **(comparison.figures() if comparison else {}),
             "confusion_matrix": markdown_table(confusion),
             "per_group": markdown_table(_group_table(same_rows.reports)),
             "unseen_categories": dg.MetadataValue.json(same_rows.unseen),

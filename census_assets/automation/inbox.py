@@ -20,48 +20,21 @@ from census_assets.automation.batch_jobs import (
     CONTENT_TAG,
     FILE_TAG,
     MAX_RUNS_PER_TICK,
-    runs_in_flight,
     score_batches,
     summarize_batches,
 )
-from census_assets.core.inbox import InboxState, describe_refused, plan_tick
-from census_assets.resources.inbox import LISTING_DEADLINE_S, BatchInbox
+from census_assets.automation.folder_ticks import list_folder, read_state, summary_request, tick_result
+from census_assets.core.inbox import plan_tick
+from census_assets.resources.inbox import BatchInbox
 from census_assets.settings import INBOX_INTERVAL_SECONDS, setting
 from census_assets.storage.registry import Registry
 
 
-def scoring_activity(instance: dg.DagsterInstance) -> int:
-    """Grows whenever a scored_batch partition is planned (a run created) or materialized."""
-    kinds = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-    latest = [instance.get_latest_storage_id_by_partition(scored_batch.key, kind) for kind in kinds]
-    return max((storage_id for by_partition in latest for storage_id in by_partition.values()), default=0)
-
-
-def summary_request(
-    instance: dg.DagsterInstance, state: InboxState, production: str | None, previous_production: str | None
-) -> dg.RunRequest | None:
-    """batch_summary again once the scoring that happened since the last one has finished, or at
-    once when production changed (the summary then shows which batches are behind)."""
-    activity = scoring_activity(instance)
-    changed = production != previous_production and previous_production is not None
-    if not changed and (activity <= state.summarised or runs_in_flight(instance, [score_batches.name, ASSET_JOB])):
-        return None
-    if runs_in_flight(instance, [summarize_batches.name]):
-        return None
-    state.summarised = activity
-    return dg.RunRequest(job_name=summarize_batches.name, run_key=f"summary@{activity}/{production or 'none'}")
-
-
 def inbox_tick(context: dg.SensorEvaluationContext, inbox: BatchInbox, model_registry: Registry):
-    try:
-        state = InboxState.from_cursor(context.cursor)
-    except (ValueError, KeyError, TypeError) as error:
-        context.log.warning(f"unreadable inbox cursor ({error}): starting afresh (run keys prevent repeats)")
-        state = InboxState()
-    try:
-        listing = inbox.list_batches(deadline=LISTING_DEADLINE_S)
-    except Exception as error:  # a missing folder, GCS unreachable or forbidden: say so, try next tick
-        return dg.SkipReason(f"cannot list the inbox {inbox.url}: {type(error).__name__}: {error}")
+    state = read_state(context, "inbox")
+    listing = list_folder(inbox, "inbox")
+    if isinstance(listing, dg.SkipReason):
+        return listing
     plan = plan_tick(
         state, listing.files, complete_when_listed=inbox.complete_when_listed, max_requests=MAX_RUNS_PER_TICK
     )
@@ -85,25 +58,27 @@ def inbox_tick(context: dg.SensorEvaluationContext, inbox: BatchInbox, model_reg
         production = previous
     next_state = plan.state
     next_state.production = production
-    if not run_requests and (summary := summary_request(context.instance, next_state, production, previous)):
-        run_requests.append(summary)
-        if production != previous and previous is not None:
-            context.log.warning(
-                f"production changed from {previous} to {production}: scored batches are behind it; "
-                "re-score them with `census-assets rescore` (docs/batches.md)"
-            )
-    description = plan.describe()
-    if listing.refused:
-        refused = describe_refused(listing.refused)
-        context.log.warning(f"inbox {inbox.url}: {refused}")
-        description = f"{description}; {refused}"
-    context.log.info(f"inbox {inbox.url}: {len(listing.files)} batch file(s); {description}")
-    return dg.SensorResult(
-        run_requests=run_requests,
+    production_changed = production != previous and previous is not None
+    if not run_requests:
+        # batch_summary again once the scoring since the last one has finished, or at once when
+        # production changed (the summary then shows which batches are behind).
+        summary = summary_request(
+            context.instance, next_state, watched=scored_batch.key, working_jobs=[score_batches.name, ASSET_JOB],
+            summary_job=summarize_batches.name, run_key=f"summary@{{activity}}/{production or 'none'}",
+            now=production_changed,
+        )  # fmt: skip
+        if summary:
+            run_requests.append(summary)
+            if production_changed:
+                context.log.warning(
+                    f"production changed from {previous} to {production}: scored batches are behind it; "
+                    "re-score them with `census-assets rescore` (docs/batches.md)"
+                )
+    return tick_result(
+        context, folder="inbox", source=inbox, listing=listing, kind="batch", description=plan.describe(),
+        run_requests=run_requests, state=next_state,
         dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=next_state.to_cursor(),
-        skip_reason=None if run_requests else f"{len(listing.files)} batch file(s): {description}",
-    )
+    )  # fmt: skip
 
 
 def build_inbox_sensor(

@@ -22,13 +22,13 @@ from census_assets.alerts.payloads import Alert
 from census_assets.assets.batches import scored_batch
 from census_assets.assets.labelled_batches import PERFORMANCE_KEY
 from census_assets.assets.performance import batch_performance, performance_summary
-from census_assets.automation.batch_jobs import ASSET_JOB, MAX_RUNS_PER_TICK, runs_in_flight
+from census_assets.automation.batch_jobs import ASSET_JOB, MAX_RUNS_PER_TICK
+from census_assets.automation.folder_ticks import list_folder, read_state, summary_request, tick_result
 from census_assets.automation.jobs import census_pipeline
 from census_assets.checks.performance import performance_within_limit
 from census_assets.core.batch_names import partition_key
-from census_assets.core.inbox import InboxState, describe_refused, plan_tick
+from census_assets.core.inbox import plan_tick
 from census_assets.core.monitoring import DecayState, plan_decay
-from census_assets.resources.inbox import LISTING_DEADLINE_S
 from census_assets.resources.labels import LabelFolder
 from census_assets.resources.notifier import AlertNotifier
 from census_assets.settings import INBOX_INTERVAL_SECONDS, setting
@@ -65,34 +65,11 @@ LABEL_JOBS = [measure_performance, summarize_performance]
 # ---- census_labels -------------------------------------------------------------------------------
 
 
-def measuring_activity(instance: dg.DagsterInstance) -> int:
-    """Grows whenever a batch_performance partition is planned (a run created) or materialized."""
-    kinds = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-    latest = [instance.get_latest_storage_id_by_partition(PERFORMANCE_KEY, kind) for kind in kinds]
-    return max((storage_id for by_partition in latest for storage_id in by_partition.values()), default=0)
-
-
-def summary_request(instance: dg.DagsterInstance, state: InboxState) -> dg.RunRequest | None:
-    """performance_summary again once the measuring since the last one has finished."""
-    activity = measuring_activity(instance)
-    if activity <= state.summarised or runs_in_flight(instance, [measure_performance.name, ASSET_JOB]):
-        return None
-    if runs_in_flight(instance, [summarize_performance.name]):
-        return None
-    state.summarised = activity
-    return dg.RunRequest(job_name=summarize_performance.name, run_key=f"performance_summary@{activity}")
-
-
 def labels_tick(context: dg.SensorEvaluationContext, labels: LabelFolder):
-    try:
-        state = InboxState.from_cursor(context.cursor)
-    except (ValueError, KeyError, TypeError) as error:
-        context.log.warning(f"unreadable labels cursor ({error}): starting afresh (run keys prevent repeats)")
-        state = InboxState()
-    try:
-        listing = labels.list_batches(deadline=LISTING_DEADLINE_S)
-    except Exception as error:  # a missing folder, GCS unreachable or forbidden: say so, try next tick
-        return dg.SkipReason(f"cannot list the labels folder {labels.url}: {type(error).__name__}: {error}")
+    state = read_state(context, "labels")
+    listing = list_folder(labels, "labels folder")
+    if isinstance(listing, dg.SkipReason):
+        return listing
     scored = context.instance.get_latest_storage_id_by_partition(
         scored_batch.key, dg.DagsterEventType.ASSET_MATERIALIZATION
     )
@@ -109,21 +86,22 @@ def labels_tick(context: dg.SensorEvaluationContext, labels: LabelFolder):
         for request in plan.requests
     ]
     next_state = plan.state
-    if not run_requests and (summary := summary_request(context.instance, next_state)):
+    # performance_summary again once the measuring since the last one has finished.
+    if not run_requests and (
+        summary := summary_request(
+            context.instance, next_state, watched=PERFORMANCE_KEY,
+            working_jobs=[measure_performance.name, ASSET_JOB], summary_job=summarize_performance.name,
+            run_key="performance_summary@{activity}",
+        )  # fmt: skip
+    ):
         run_requests.append(summary)
     description = plan.describe().replace("batch run(s)", "measuring run(s)")
     if unscored:
         description += f"; {len(unscored)} waiting for their batch to be scored ({', '.join(unscored[:10])})"
-    if listing.refused:
-        refused = describe_refused(listing.refused)
-        context.log.warning(f"labels {labels.url}: {refused}")
-        description = f"{description}; {refused}"
-    context.log.info(f"labels {labels.url}: {len(listing.files)} label file(s); {description}")
-    return dg.SensorResult(
-        run_requests=run_requests,
-        cursor=next_state.to_cursor(),
-        skip_reason=None if run_requests else f"{len(listing.files)} label file(s): {description}",
-    )
+    return tick_result(
+        context, folder="labels", source=labels, listing=listing, kind="label", description=description,
+        run_requests=run_requests, state=next_state,
+    )  # fmt: skip
 
 
 def build_labels_sensor(

@@ -35,16 +35,7 @@ def challenger_beats_champion(
             "challenger_version": holdout_metrics["model_version"],
             "challenger_accuracy": decision.challenger_accuracy,
             "champion_version": decision.champion_version or "none",
-            **(
-                {
-                    "champion_accuracy": comparison.champion_accuracy,
-                    "accuracy_difference": comparison.difference,
-                    "accuracy_difference_ci_low": comparison.ci_low,
-                    "accuracy_difference_ci_high": comparison.ci_high,
-                }
-                if comparison
-                else {}
-            ),
+            **(comparison.figures() if comparison else {}),
             "evaluation_rows": holdout_metrics["evaluation_rows"]["description"],
             "threshold": training.accuracy_threshold,
             "tolerance": lifecycle.champion_tolerance,

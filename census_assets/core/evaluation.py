@@ -133,6 +133,16 @@ class PairedComparison:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def figures(self) -> dict[str, float]:
+        """The champion's accuracy and the difference with its interval, as holdout_metrics and the
+        promotion check show them."""
+        return {
+            "champion_accuracy": self.champion_accuracy,
+            "accuracy_difference": self.difference,
+            "accuracy_difference_ci_low": self.ci_low,
+            "accuracy_difference_ci_high": self.ci_high,
+        }
+
 
 def paired_bootstrap(
     challenger_correct: Sequence[bool],
