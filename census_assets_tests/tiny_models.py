@@ -8,9 +8,9 @@ import pandas as pd
 
 from census_assets.core.cleaning import clean
 from census_assets.core.explanations import INPUT_COLUMNS, Contributions, global_importance
-from census_assets.core.features import CATEGORICAL_COLUMNS, Vocabulary, encode
+from census_assets.core.features import CATEGORICAL_COLUMNS, Vocabulary, encode, split_target
 from census_assets.core.model_card import build_card, evaluation_section, human_parts
-from census_assets.core.training import TrainedModel, compact_split, fit_final
+from census_assets.core.training import TrainedModel, compact_split, fit_final, fit_rows
 
 TINY_VOCABULARY = Vocabulary.from_dict(dict.fromkeys(CATEGORICAL_COLUMNS, ["a"]))
 # Two more categories: the model's features differ from TINY_VOCABULARY's, as a refit's can.
@@ -24,6 +24,14 @@ def tiny_model(seed: int, vocabulary: Vocabulary = TINY_VOCABULARY) -> TrainedMo
     y = (X[:, 0] + 0.1 * rng.random(200) > 0.5).astype(int)
     dataset = lgb.Dataset(X, y, feature_name=names)
     return TrainedModel(lgb.train({"verbose": -1, "seed": seed, "num_threads": 1}, dataset, 3), vocabulary)
+
+
+def small_model(rows: pd.DataFrame, seed: int) -> TrainedModel:
+    """A model of its own vocabulary on a few rows, one thread, a given seed."""
+    cleaned = clean(rows)
+    vocabulary = Vocabulary.fit(cleaned)
+    X, y = split_target(encode(cleaned, vocabulary).frame)
+    return TrainedModel(fit_rows(X, y, model_seed=seed, threads=1, feature_names=vocabulary.feature_names), vocabulary)
 
 
 def pipeline_model(raw: pd.DataFrame, vocabulary: Vocabulary | None = None) -> TrainedModel:

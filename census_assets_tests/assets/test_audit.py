@@ -12,24 +12,16 @@ from census_assets.assets.audit import audit_holdout, training_data_facts
 from census_assets.core.audit import audit_same_rows
 from census_assets.core.cleaning import clean
 from census_assets.core.comparison import evaluate_on_rows
-from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.fingerprints import content_fingerprint
 from census_assets.core.model_card import render_markdown
 from census_assets.core.promotion import model_version
-from census_assets.core.training import TrainedModel, fit_rows
 from census_assets.storage.cards import CARD_JSON, CARD_MARKDOWN, card_text, promotion_card_files
 from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
+from census_assets_tests.tiny_models import small_model
 
 # Whole holdout_metrics and production_model runs: kept out of the fast tier.
 pytestmark = [pytest.mark.audit, pytest.mark.slow]
-
-
-def small_model(rows: pd.DataFrame, seed: int) -> TrainedModel:
-    cleaned = clean(rows)
-    vocabulary = Vocabulary.fit(cleaned)
-    X, y = split_target(encode(cleaned, vocabulary).frame)
-    return TrainedModel(fit_rows(X, y, model_seed=seed, threads=1, feature_names=vocabulary.feature_names), vocabulary)
 
 
 @pytest.fixture(scope="module")

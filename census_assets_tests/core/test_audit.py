@@ -12,18 +12,12 @@ from census_assets.core.cleaning import clean
 from census_assets.core.comparison import CHALLENGER, CHAMPION, evaluate_on_rows
 from census_assets.core.explanations import explain, global_importance
 from census_assets.core.fairness import group_gate
-from census_assets.core.features import Vocabulary, encode, split_target
+from census_assets.core.features import encode, split_target
 from census_assets.core.model_card import evaluation_section
-from census_assets.core.training import TrainedModel, fit_rows
+from census_assets.core.training import TrainedModel
+from census_assets_tests.tiny_models import small_model
 
 pytestmark = pytest.mark.audit
-
-
-def small_model(rows: pd.DataFrame, seed: int) -> TrainedModel:
-    cleaned = clean(rows)
-    vocabulary = Vocabulary.fit(cleaned)
-    X, y = split_target(encode(cleaned, vocabulary).frame)
-    return TrainedModel(fit_rows(X, y, model_seed=seed, threads=1, feature_names=vocabulary.feature_names), vocabulary)
 
 
 @pytest.fixture(scope="module")
