@@ -6,6 +6,7 @@ The inbox sensor (automation/inbox.py) registers the partitions and requests one
 changed file; the drift check per partition is checks/batches.py. docs/batches.md.
 """
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from census_assets.core.batch_names import is_safe_key
 from census_assets.core.batch_summary import behind_production, drift_chart_png, summary_table
 from census_assets.core.drift import ReferenceProfile
 from census_assets.core.evaluation import estimated_accuracy
+from census_assets.core.explanations import INPUT_COLUMNS, explain_frame
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
 from census_assets.failures import refuse
@@ -50,6 +52,14 @@ class ScoreBatchConfig(dg.Config):
         description="OpenMP threads for the prediction. Two scoring runs run side by side (pool "
         "census_scoring), so 1 keeps a 2-core machine at 2 LightGBM threads.",
     )
+    explain: int = Field(
+        default=0,
+        ge=0,
+        le=len(INPUT_COLUMNS),
+        description="Store each scored row's K reasons as `census-assets predict --explain K` adds them: "
+        "reason_1..K, contribution_1..K, value_1..K. 0 (the default) stores none: tree SHAP costs "
+        "far more per row than the prediction (docs/audit.md).",
+    )
 
 
 def _limit_threads(threads: int):
@@ -58,12 +68,17 @@ def _limit_threads(threads: int):
     return threadpool_limits(limits=max(1, threads), user_api="openmp")
 
 
-def score_batch(raw: pd.DataFrame, model_registry: Registry, threads: int = 1):
+def score_batch(raw: pd.DataFrame, model_registry: Registry, threads: int = 1, explain: int = 0):
     """(pointer, Scored, DriftReport | None, seconds scoring): the production model through
-    census_assets.predict.score_with_production, then drift against that model's reference."""
+    census_assets.predict.score_with_production, then drift against that model's reference. With
+    `explain` K > 0 the scored frame carries each row's K reasons, as `census-assets predict
+    --explain K` adds them (their time counted in the scoring's)."""
     started = time.perf_counter()
     with _limit_threads(threads):
         pointer, scored = score_with_production(raw, model_registry)
+        if explain:
+            model = model_registry.load(pointer["version"])
+            scored = dataclasses.replace(scored, frame=explain_frame(model, scored.frame, explain))
     seconds = time.perf_counter() - started
     reference = ReferenceProfile.from_dict(model_registry.read_json(pointer["version"], REFERENCE_PROFILE))
     return pointer, scored, core.batch_drift(reference, scored), seconds
@@ -106,8 +121,9 @@ def scored_batch(
 ):
     """One inbox file scored by the production model, one row per input row in order, through the
     same code path as `census-assets predict` (never_married_probability, never_married,
-    scoring_flag). A bad file fails its own partition with the reason and nothing is stored; the
-    inbox file stays where it is. Published at `<storage>/scored/<partition>.parquet`."""
+    scoring_flag; with the config `explain` K, the reason columns `--explain K` adds). A bad file
+    fails its own partition with the reason and nothing is stored; the inbox file stays where it
+    is. Published at `<storage>/scored/<partition>.parquet`."""
     if not context.has_partition_key:
         context.log.info("scored_batch scores one inbox batch per run: no partition in this run, nothing to score")
         return
@@ -125,7 +141,7 @@ def scored_batch(
     try:
         raw = core.read_batch(data, name)
         profile = core.check_batch(raw, config.max_unscorable_share)
-        pointer, scored, report, seconds = score_batch(raw, model_registry, config.lightgbm_threads)
+        pointer, scored, report, seconds = score_batch(raw, model_registry, config.lightgbm_threads, config.explain)
     except (core.BatchError, SchemaError, ScoringError) as error:
         raise refuse(f"{url}: {error}") from error
     except PermanentStorageError as error:  # no usable production model (RegistryError included)

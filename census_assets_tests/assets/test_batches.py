@@ -346,6 +346,37 @@ def test_max_unscorable_share_is_configurable(trained, holdout, tmp_path):
     assert meta["unscorable_rows"] == 20.0 and meta["scored_rows"] == 80.0 and meta["rows"] == 100.0
 
 
+@pytest.mark.audit
+def test_explain_stores_the_reasons_of_census_assets_predict_explain(trained, holdout, tmp_path):
+    storage = copy_storage(trained, tmp_path / "storage")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    batch = inbox / "holes.csv"  # 10 rows without a workclass: scored by neither, no reasons
+    holdout.head(300).assign(workclass=[None] * 10 + ["Private"] * 290).to_csv(batch, index=False)
+    instance = dg.DagsterInstance.ephemeral()
+    plain = score(storage, inbox, "holes.csv", instance).output_for_node("scored_batch")
+    explained = score(storage, inbox, "holes.csv", instance, {"ops": {"scored_batch": {"config": {"explain": 3}}}})
+    assert explained.success
+    output = tmp_path / "predicted.parquet"
+    code = census_cli.main(
+        ["predict", "--input", str(batch), "--output", str(output), "--storage", str(storage), "--explain", "3"]
+    )
+    assert code == 0
+    expected = pd.read_parquet(output)
+    published = pd.read_parquet(storage / "scored" / "holes.csv.parquet")  # the explained run's
+    reasons = [f"{kind}_{i}" for kind in ("reason", "contribution", "value") for i in (1, 2, 3)]
+    assert list(published.columns) == list(plain.columns) + reasons == list(expected.columns)
+    assert published.equals(expected)
+    assert published[reasons].iloc[:10].isna().all().all() and published[reasons].iloc[10:].notna().all().all()
+    # Off by default: the output is the scores alone, as they are with the reasons.
+    assert not any(name.startswith(("reason_", "contribution_", "value_")) for name in plain.columns)
+    assert plain.equals(explained.output_for_node("scored_batch")[list(plain.columns)])
+
+    too_many = score(storage, inbox, "holes.csv", instance, {"ops": {"scored_batch": {"config": {"explain": 12}}}})
+    assert not too_many.success
+    assert "less than or equal to 11" in step_failure_message(too_many, "scored_batch")
+
+
 def test_drift_check_per_partition(scored, trained, holdout, tmp_path):
     checks = {check.check_name: check for check in scored["results"]["good1.csv"].get_asset_check_evaluations()}
     ok = checks["batch_drift"]
