@@ -9,14 +9,22 @@ over the non-empty bins.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from census_assets.core.reporting import chart_png
+from census_assets.core.reporting import Bars, Line, line_chart_png
 
 BINS = 10
 ECE_LIMIT = 0.05
+DIAGONAL = (136, 136, 136)  # the grey of the perfectly calibrated line
+
+# holdout_metrics and production_model put the same diagrams of the same model on its card; in one
+# process (a training run with the in-process executor) the second gets the bytes the first drew.
+# Keyed by everything a diagram is drawn from, so a changed value is drawn afresh; the oldest go first.
+_DRAWN: dict[str, bytes] = {}
+_DRAWN_KEPT = 16
 
 
 def brier_score(y_true: Sequence[int], probability: Sequence[float]) -> float:
@@ -112,35 +120,36 @@ def diagram_curves(report: Mapping, column: str | None = None) -> dict[str, Mapp
 def reliability_diagram_png(curves: Mapping[str, Mapping], title: str = "reliability diagram") -> bytes:
     """Observed positive rate against mean predicted probability per bin, one line per curve
     (calibration() results), the diagonal for perfect calibration, and the first curve's rows
-    per bin as bars: a PNG."""
+    per bin as bars: a PNG, drawn once per process for the same curves and title."""
+    # The curves in their order (the lines' order and colours), each curve's fields in any order (a
+    # stored report's keys come back sorted); numpy scalars as the numbers they hold.
+    key = json.dumps([list(curves.items()), title], sort_keys=True, default=lambda value: value.item())
+    if key not in _DRAWN:
+        if len(_DRAWN) >= _DRAWN_KEPT:
+            del _DRAWN[next(iter(_DRAWN))]
+        _DRAWN[key] = _draw_diagram(curves, title)
+    return _DRAWN[key]
 
-    def draw(figure, axes) -> None:
-        first = next(iter(curves.values()))
-        counts = axes.twinx()
-        bins = first["bins"]
-        rows = np.array([b["rows"] for b in bins], dtype=float)
-        centres = np.array([(b["low"] + b["high"]) / 2 for b in bins])
-        counts.bar(centres, rows, width=bins[0]["high"] - bins[0]["low"], color="#d9d9d9", zorder=0)
-        counts.set_ylim(0, 4 * max(rows.max(), 1))  # bars in the bottom quarter
-        counts.set_ylabel(f"rows per bin ({next(iter(curves))})", fontsize=8)
-        axes.set_zorder(counts.get_zorder() + 1)
-        axes.patch.set_visible(False)
-        axes.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1, label="perfectly calibrated")
-        for label, result in curves.items():
-            filled = [b for b in result["bins"] if b["rows"]]
-            axes.plot(
+
+def _draw_diagram(curves: Mapping[str, Mapping], title: str) -> bytes:
+    first_name, first = next(iter(curves.items()))
+    bins = first["bins"]
+    lines = [Line("perfectly calibrated", [0, 1], [0, 1], dashed=True, markers=False, color=DIAGONAL)]
+    for label, result in curves.items():
+        filled = [b for b in result["bins"] if b["rows"]]
+        lines.append(
+            Line(
+                f"{label} (ECE {result['ece']:.3f}, {result['rows']} rows)",
                 [b["mean_probability"] for b in filled],
                 [b["observed_rate"] for b in filled],
-                marker="o",
-                markersize=3,
-                linewidth=1.5,
-                label=f"{label} (ECE {result['ece']:.3f}, {result['rows']} rows)",
             )
-        axes.set_xlim(0, 1)
-        axes.set_ylim(0, 1)
-        axes.set_xlabel("mean predicted probability in the bin")
-        axes.set_ylabel("observed positive rate")
-        axes.set_title(title, fontsize=10)
-        axes.legend(fontsize=7, loc="upper left")
-
-    return chart_png(5.0, draw)
+        )
+    rows = Bars(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["rows"] for b in bins],
+        bins[0]["high"] - bins[0]["low"],
+        f"rows per bin ({first_name})",
+    )
+    return line_chart_png(
+        lines, title, "mean predicted probability in the bin", "observed positive rate", (0, 1), (0, 1), bars=rows
+    )

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 
 from census_assets.core.features import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, Vocabulary
-from census_assets.core.reporting import chart_png
+from census_assets.core.reporting import bar_chart_png
 from census_assets.core.schema import SOURCE_COLUMNS
 from census_assets.core.scoring import PROBABILITY, score
+
+TEAL = (42, 157, 143)
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -159,13 +161,6 @@ def global_importance(contributions: Contributions) -> pd.DataFrame:
 
 def importance_chart_png(importance: pd.DataFrame, title: str = "mean absolute contribution") -> bytes:
     """A horizontal bar chart of global_importance (largest on top), as PNG bytes."""
-
-    def draw(figure, axes) -> None:
-        rows = np.arange(len(importance))
-        axes.barh(rows, importance["mean_abs_contribution"].to_numpy(), color="#2a9d8f")
-        axes.set_yticks(rows, labels=importance["column"].tolist(), fontsize=8)
-        axes.invert_yaxis()
-        axes.set_xlabel("mean |contribution| (log-odds)")
-        axes.set_title(title, fontsize=10)
-
-    return chart_png(1.2 + 0.28 * len(importance), draw)
+    return bar_chart_png(
+        importance["column"], importance["mean_abs_contribution"], title, "mean |contribution| (log-odds)", TEAL
+    )

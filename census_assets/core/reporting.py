@@ -160,11 +160,14 @@ class _Canvas:
         from PIL import Image
 
         self.box((self.left, self.top, self.right, self.bottom), outline=INK)
-        image = self.image.resize((self.width, self.height), Image.LANCZOS)
+        # Each pixel the mean of the SUPERSAMPLE x SUPERSAMPLE pixels drawn for it: smooth edges
+        # without a resampling filter's cost.
+        image = self.image.reduce(SUPERSAMPLE)
         buffer = io.BytesIO()
         # A palette of 64 colours keeps the smoothed edges and makes the file a quarter of the size,
-        # which matters: charts travel base64-encoded inside Dagster's event metadata.
-        image.quantize(64).save(buffer, format="PNG")
+        # which matters: charts travel base64-encoded inside Dagster's event metadata. The fast
+        # octree finds it in a small part of the default median cut's time.
+        image.quantize(64, method=Image.Quantize.FASTOCTREE).save(buffer, format="PNG")
         return buffer.getvalue()
 
 

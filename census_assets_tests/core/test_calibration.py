@@ -1,11 +1,14 @@
 """Brier score, expected calibration error and the reliability diagram, against a hand
 computation on a small example and against scikit-learn."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
+from census_assets.core import calibration as calibration_module
 from census_assets.core.calibration import (
     brier_score,
     calibration,
@@ -89,3 +92,26 @@ def test_reliability_diagram_is_a_png_that_repeats_exactly():
     assert reliability_diagram_png(diagram_curves(report, "sex"), title="holdout_metrics: reliability") == png
     assert reliability_diagram_png(diagram_curves(report), title="holdout_metrics: reliability") != png
     assert list(diagram_curves(report, "sex")) == ["all rows", "sex=F", "sex=M"]
+
+
+def test_the_same_diagram_is_drawn_once_per_process(monkeypatch):
+    # holdout_metrics draws the model's diagrams, production_model asks for them again from the
+    # JSON holdout_metrics stored: the same values, so the same bytes without drawing.
+    drawn = []
+    monkeypatch.setattr(calibration_module, "_DRAWN", {})
+    monkeypatch.setattr(calibration_module, "line_chart_png", lambda *args, **kwargs: drawn.append(args) or b"png")
+    report = calibration_report(Y, P, {"sex": ["F", "M", "F", "M", "M", "F", "F", "M"]})
+    stored = json.loads(json.dumps(report, sort_keys=True))  # as the IO manager stores it
+    assert reliability_diagram_png(diagram_curves(report, "sex"), title="model v1: reliability by sex") == b"png"
+    assert reliability_diagram_png(diagram_curves(stored, "sex"), title="model v1: reliability by sex") == b"png"
+    assert len(drawn) == 1
+    reliability_diagram_png(diagram_curves(stored, "sex"), title="model v2: reliability by sex")
+    changed = json.loads(json.dumps(report))
+    changed["overall"]["bins"][0]["observed_rate"] = 0.5
+    reliability_diagram_png(diagram_curves(changed, "sex"), title="model v1: reliability by sex")
+    assert len(drawn) == 3  # another title, another value: drawn
+    reliability_diagram_png(dict(reversed(diagram_curves(report, "sex").items())), title="model v1: reliability by sex")
+    assert len(drawn) == 4  # the lines in another order
+    for version in range(20):  # only the latest are kept
+        reliability_diagram_png(diagram_curves(report), title=f"model {version}")
+    assert len(calibration_module._DRAWN) == calibration_module._DRAWN_KEPT

@@ -1,11 +1,12 @@
-"""Feature importance table and chart, on a small booster fitted here (no Dagster)."""
+"""Feature importance table and chart, on a small booster fitted here (no Dagster), and the line
+chart the reliability diagrams are drawn with."""
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
-from census_assets.core.reporting import feature_importance, importance_chart_png
+from census_assets.core.reporting import Bars, Line, feature_importance, importance_chart_png, line_chart_png
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -39,3 +40,22 @@ def test_chart_is_a_png_of_the_table_and_repeats_exactly(booster):
     assert importance_chart_png(table) == png  # no timestamp in the file: same model, same bytes
     taller = importance_chart_png(feature_importance(booster, top=20))
     assert int.from_bytes(taller[20:24], "big") > height  # one bar per feature
+
+
+def size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
+
+
+def test_line_chart_is_a_png_of_its_lines_and_repeats_exactly():
+    lines = [
+        Line("diagonal", [0, 1], [0, 1], dashed=True, markers=False),
+        Line("model", [0.1, 0.5, 0.9], [0.2, 0.4, 0.95]),
+    ]
+    png = line_chart_png(lines, "title", "x", "y", (0, 1), (0, 1))
+    assert png.startswith(PNG_SIGNATURE) and size(png) == (630, 450)  # 7 x 5 inches at 90 dpi
+    assert line_chart_png(lines, "title", "x", "y", (0, 1), (0, 1)) == png
+    moved = [lines[0], Line("model", [0.1, 0.5, 0.9], [0.2, 0.6, 0.95])]
+    assert line_chart_png(moved, "title", "x", "y", (0, 1), (0, 1)) != png
+    bars = Bars([0.25, 0.75], [10, 3], 0.5, "rows")
+    assert line_chart_png(lines, "title", "x", "y", (0, 1), (0, 1), bars=bars) != png
+    assert size(line_chart_png(lines, "title", "x", "y", (0, 1), (0, 1), height=3.0)) == (630, 270)

@@ -104,3 +104,20 @@ print(RowBatches.__module__, RowBatches.__qualname__, [c.__name__ for c in RowBa
     loaded, row_batches = run(code).stdout.splitlines()
     assert loaded == "[]"
     assert row_batches == "census_assets.core.training RowBatches ['RowBatches', 'Sequence', 'ABC', 'object']"
+
+
+def test_the_training_runs_charts_load_no_matplotlib():
+    # Importing matplotlib costs more than the final fit: importance, contributions and reliability
+    # diagrams are drawn with Pillow.
+    code = CORE_ONLY + """
+import pandas as pd
+from census_assets.core import calibration, explanations, reporting
+report = calibration.calibration_report([0, 1, 1, 0], [0.2, 0.7, 0.9, 0.4], {})
+pngs = [
+    calibration.reliability_diagram_png(calibration.diagram_curves(report), title="reliability"),
+    explanations.importance_chart_png(pd.DataFrame({"column": ["age"], "mean_abs_contribution": [0.5]})),
+    reporting.importance_chart_png(pd.DataFrame({"feature": ["age"], "gain_share": [1.0]})),
+]
+print(all(png.startswith(b"\\x89PNG") for png in pngs), "matplotlib" in sys.modules)
+"""
+    assert run(code).stdout.split() == ["True", "False"]
