@@ -1,6 +1,7 @@
 """Metadata builders: what a person sees in the UI without opening a file."""
 
 import base64
+from collections.abc import Mapping
 
 import dagster as dg
 import pandas as pd
@@ -24,9 +25,22 @@ def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(records, schema=table_schema(frame))
 
 
+def png_data_uri(png: bytes) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
 def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     """An image embedded in Markdown (a data URI), so the UI shows it without opening a file."""
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+    return dg.MetadataValue.md(f"![{alt}]({png_data_uri(png)})")
+
+
+def markdown_with_pngs(markdown: str, pngs: Mapping[str, bytes]) -> dg.MetadataValue:
+    """A document whose images name files beside it (a model card names its reliability diagrams:
+    `![...](reliability_sex.png)`) with each named PNG embedded as a data URI: the UI has no
+    folder to fetch them from, and would show them broken."""
+    for name, png in pngs.items():
+        markdown = markdown.replace(f"]({name})", f"]({png_data_uri(png)})")
+    return dg.MetadataValue.md(markdown)
 
 
 def frame_metadata(frame: pd.DataFrame) -> dict:
