@@ -191,16 +191,22 @@ def predict(args: argparse.Namespace) -> None:
         print(f"warning: {line}; scored and flagged in column {FLAG} (use --strict to refuse)", file=sys.stderr)
 
 
+def shown_metric(record: dict, name: str) -> float:
+    """A record's metric as history shows it: nan when missing or not a number (shown, not judged)."""
+    metrics = record.get("metrics")
+    value = metrics.get(name) if isinstance(metrics, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
+
+
 def history(args: argparse.Namespace) -> None:
     reg = registry(args.storage)
     current = reg.pointer()
     lines = []
-    for record in reg.history():
-        metrics = record.get("metrics") or {}
+    for record in reg.history():  # each with its time, action and version (RegistryError otherwise)
         lines.append(
             f"{record['time']}  {record['action']:<8}  {record['version']}  "
-            f"cv={metrics.get('cv_accuracy', float('nan')):.4f}  "
-            f"holdout={metrics.get('holdout_accuracy', float('nan')):.4f}  "
+            f"cv={shown_metric(record, 'cv_accuracy'):.4f}  "
+            f"holdout={shown_metric(record, 'holdout_accuracy'):.4f}  "
             f"run={record.get('run_id') or '-'}"
         )
     lines.append(f"production: {current['version'] if current else 'none'}")

@@ -43,8 +43,9 @@ class CensusIOManager(dg.ConfigurableIOManager):
     storage: ArtifactStorage
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # The run's lease ends with the process's part of the run (prune: census_assets.storage.commits).
-        LEASE_HOLDER.release_all()
+        # This process's part of the run is over: it stops renewing the run's lease, which runs out
+        # on its own, so a step of the run in another process finds it live (census_assets.storage.leases).
+        LEASE_HOLDER.stop_renewing(context.run_id)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.storage.store()
@@ -76,6 +77,9 @@ class CensusIOManager(dg.ConfigurableIOManager):
         store, lineage = self.storage.store(), _lineage(context)
         codec = codec_for(typing.get_args(annotated)[1] if several else annotated)
         try:
+            # A step that only reads (a long CV, a check) holds the lease too: what the run
+            # committed and reads again must outlast every step of the run.
+            LEASE_HOLDER.hold(store, lineage[0])
             if not context.has_asset_partitions:
                 return load_committed(store, _key(context, None), codec, lineage)
             keys = context.asset_partition_keys

@@ -5,16 +5,20 @@ pointer), partitioned loads, and the failures it reports once."""
 import errno
 import os
 import shutil
+import threading
+import time
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
+from census_assets import cli as census_cli
 from census_assets.io_manager import PUBLISHED_AS, CensusIOManager
 from census_assets.resources.storage import ArtifactStorage
 from census_assets.storage.codecs import codec_for
 from census_assets.storage.commits import ArtifactKey, commit, committed_manifest, load_committed, load_published
-from census_assets.storage.leases import read_lease
+from census_assets.storage.leases import LEASE_HOLDER, read_lease
 from census_assets.storage.objects import FAULTS, LocalObjectStore
 
 FRAME, JSON = codec_for(pd.DataFrame), codec_for(dict)
@@ -98,9 +102,11 @@ def test_an_output_is_committed_under_its_run_pointed_to_and_published(tmp_path)
         "files": {".parquet": size},
         "published": True,
     }
-    # The run's lease lists what it committed, and was released when its resources were torn down.
+    # The run's lease lists what it committed. When the run's resources were torn down, this
+    # process stopped renewing it, but did not end it: it runs out on its own.
     lease = read_lease(store, run)
-    assert lease.committed == ("numbers", "total") and lease.released is not None
+    assert lease.committed == ("numbers", "total") and lease.is_live(time.time())
+    assert run not in LEASE_HOLDER.held()
 
 
 def test_an_input_the_run_did_not_produce_is_read_from_the_pointer(tmp_path):
@@ -163,6 +169,85 @@ def test_a_reexecution_reads_the_parent_runs_outputs_not_newer_commits(tmp_path,
         assert run_files(store, again) == [f"runs/{again}/total.json", f"runs/{again}/total.manifest.json"]
         grandchild = execute(1, parent=again, step="report")
         assert load_committed(store, ArtifactKey("report"), JSON, (grandchild,)) == {"first": 1, "total": 6}
+
+
+class Gate(dg.Config):
+    folder: str
+
+
+@dg.asset(deps=[numbers])
+def gate(config: Gate) -> dg.MaterializeResult:
+    """Stands between numbers and counted, reading and writing nothing through the IO manager:
+    writes `<folder>/paused`, then waits for `<folder>/resume`, so the test acts between steps."""
+    folder = Path(config.folder)
+    (folder / "paused").touch()
+    deadline = time.monotonic() + 120
+    while not (folder / "resume").exists():
+        assert time.monotonic() < deadline, "never resumed"
+        time.sleep(0.05)
+    return dg.MaterializeResult()
+
+
+@dg.asset(deps=[gate])
+def counted(numbers: pd.DataFrame) -> dict:
+    return {"total": int(numbers["n"].sum())}
+
+
+def gated_job() -> dg.JobDefinition:
+    """numbers -> gate -> counted, one process per step (the multiprocess executor), stored where
+    TOY_STORAGE_URL says."""
+    definitions = dg.Definitions(
+        assets=[numbers, gate, counted],
+        jobs=[dg.define_asset_job("gated", executor_def=dg.multiprocess_executor)],
+        resources={"io_manager": CensusIOManager(storage=ArtifactStorage(url=dg.EnvVar(STORAGE_VARIABLE)))},
+    )
+    return definitions.resolve_job_def("gated")
+
+
+@pytest.mark.slow
+@pytest.mark.integrity
+def test_prune_between_two_steps_of_a_multiprocess_run_leaves_the_run_its_commits(tmp_path, monkeypatch):
+    """16.1 under the multiprocess executor: the numbers step's process has ended when another
+    run commits numbers and `census-assets prune --keep 1` runs (the run stands still at gate).
+    The run's lease outlives the step's process, so prune deletes nothing of the run's, and
+    counted, in a process of its own, reads the run's own numbers (it refused when each step's
+    end released the lease and prune deleted them)."""
+    storage = tmp_path / "storage"
+    monkeypatch.setenv(STORAGE_VARIABLE, str(storage))
+    store = LocalObjectStore(storage)
+    (tmp_path / "home").mkdir()
+    config = {"ops": {**start_at(1)["ops"], "gate": {"config": {"folder": str(tmp_path)}}}}
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        outcome = {}
+
+        def execute() -> None:
+            with dg.execute_job(dg.reconstructable(gated_job), instance, run_config=config) as done:
+                outcome["success"], outcome["run_id"] = done.success, done.run_id
+                outcome["failures"] = [event.message for event in done.all_events if event.is_failure]
+
+        runner = threading.Thread(target=execute)
+        runner.start()
+        try:
+            deadline = time.monotonic() + 120
+            while not (tmp_path / "paused").exists():
+                assert runner.is_alive() and time.monotonic() < deadline, "the run never reached gate"
+                time.sleep(0.05)
+            [run] = [path.name for path in (storage / "runs").iterdir()]
+            own = run_files(store, run)
+            assert own == [f"runs/{run}/numbers.manifest.json", f"runs/{run}/numbers.parquet"]
+            assert run not in LEASE_HOLDER.held()  # its steps ran in other processes, now ended
+            assert read_lease(store, run).is_live(time.time())
+            commit(store, ArtifactKey("numbers"), "another-run", FRAME.encode(pd.DataFrame({"n": [100, 101, 102]})))
+            assert census_cli.main(["prune", "--keep", "1", "--grace-hours", "0", "--storage", str(storage)]) == 0
+            assert run_files(store, run) == own
+        finally:
+            (tmp_path / "resume").touch()
+            runner.join(timeout=180)
+    assert outcome["success"], outcome["failures"]
+    assert outcome["run_id"] == run
+    assert load_committed(store, ArtifactKey("counted"), JSON, (run,)) == {"total": 6}
+    assert committed_manifest(store, ArtifactKey("numbers"))["run_id"] == "another-run"
+    assert read_lease(store, run).committed == ("counted", "numbers")
 
 
 def run_files(store: LocalObjectStore, run_id: str) -> list[str]:

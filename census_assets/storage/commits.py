@@ -5,7 +5,7 @@ Layout under the storage base (CENSUS_STORAGE_URL):
 
   runs/<run_id>/<asset>.<ext>                 what one run wrote (partitioned: <asset>/<partition>.<ext>)
   runs/<run_id>/<asset>.manifest.json         written after the data: the sha256 of each file
-  leases/<run_id>.json                        the run's lease and the list of what it committed
+  leases/<run_id>/<holder>.json               the run's lease (one record per process) and what it committed
   pointers/<asset>.json                       the committed materialisation and the earlier ones,
                                               swapped with a compare-and-swap (flock / GCS generation)
   <asset>.<ext>, <asset>.manifest.json        published copies for outside readers, written last
@@ -25,7 +25,7 @@ from typing import Any
 from census_assets.core.names import is_safe_name
 from census_assets.storage.codecs import Codec, load
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
-from census_assets.storage.leases import LEASES, LeaseRecord, parse_lease, read_lease, record_commit
+from census_assets.storage.leases import LEASES, read_lease, read_leases, record_commit
 from census_assets.storage.manifests import (
     MANIFEST_SUFFIX,
     digests,
@@ -35,7 +35,7 @@ from census_assets.storage.manifests import (
     utc_now,
     write_files,
 )
-from census_assets.storage.objects import TEMP_SUFFIX, ObjectStore
+from census_assets.storage.objects import LOCKS, TEMP_SUFFIX, ObjectStore
 
 RUNS = "runs"
 POINTERS = "pointers"
@@ -220,27 +220,18 @@ def check_is_storage(store: ObjectStore) -> None:
         raise StorageError(f"{store.base_url} holds no census storage (no pointers/, runs/ or models/)")
 
 
-def _leases(store: ObjectStore) -> dict[str, LeaseRecord]:
-    leases = {}
-    for info in store.list(LEASES):
-        run_id = info.name.removeprefix(f"{LEASES}/").removesuffix(".json")
-        try:
-            leases[run_id] = parse_lease(store.read(info.name), store.url(info.name))
-        except (CorruptArtifactError, MissingArtifactError):
-            continue  # an unreadable lease protects nothing; its run's files age like a lease-less run's
-    return leases
-
-
 def prune(store: ObjectStore, keep: int, grace_seconds: float, now: float | None = None) -> list[str]:
     """Delete run-scoped objects nobody needs, and temp files of writes nobody is doing.
 
     - A run whose lease is live (a process of it is at work, or stopped less than a lease ago) is
-      never touched: neither what it committed nor what it is writing.
+      never touched: neither what it committed nor what it is writing (census_assets.storage.leases).
     - Per asset and partition, the newest `keep` committed materialisations stay; older commits of
       finished runs go.
     - Uncommitted files of finished runs go once the run has been over for `grace_seconds` (a run
       without a lease record, from before leases: once the file is that old).
     - Temp files anywhere (a write killed mid-way) go once that old and no live writer holds them.
+    - Lock files that earlier versions made for each lease go once the lease has run out (leases
+      are no longer locked: each process writes only its own record).
     Pointers, published copies, leases and the registry are never deleted. Returns the names."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
@@ -249,7 +240,7 @@ def prune(store: ObjectStore, keep: int, grace_seconds: float, now: float | None
     # Listed before the leases are read: a run takes its lease before its first write, so every
     # file listed here belongs to a run whose lease the read below sees.
     objects = store.list(RUNS)
-    leases = _leases(store)
+    leases = read_leases(store)
     keeps: dict[str, bool] = {}  # run stem -> within the newest `keep` commits of its pointer
     for info in store.list(POINTERS):
         history = pointer_history(read_json(store, info.name), store.url(info.name))
@@ -267,11 +258,18 @@ def prune(store: ObjectStore, keep: int, grace_seconds: float, now: float | None
         if stems:
             keep_it = keeps[stems[-1]]
         else:
-            ended_ago = now - lease.ended if lease is not None else info.age_seconds
+            ended_ago = now - lease.expires if lease is not None else info.age_seconds
             keep_it = ended_ago < grace_seconds
         if not keep_it:
             store.delete(info.name)
             deleted.append(info.name)
+    for info in store.list(LOCKS):
+        lock = info.name.removeprefix(f"{LOCKS}/")
+        if lock.startswith(f"{LEASES}__"):
+            lease = leases.get(lock.removeprefix(f"{LEASES}__").removesuffix(".json.lock"))
+            if lease is None or not lease.is_live(now):
+                store.delete(info.name)
+                deleted.append(info.name)
     deleted += store.delete_abandoned_temporaries(grace_seconds)
     return deleted
 

@@ -41,6 +41,8 @@ MODEL_STEM = "model"
 VERSION = re.compile(r"[0-9a-f]{16}")
 # A version's manifest must list at least these (the model text and its vocabulary).
 REQUIRED_FILES = (MODEL_STEM + MODEL_TEXT, MODEL_STEM + MODEL_VOCABULARY)
+# What every promotion record (production.json holds the current one) tells history's readers.
+RECORD_FIELDS = ("action", "version", "time")
 # `expected_champion` when the caller did not decide against a champion.
 ANY_CHAMPION = object()
 
@@ -58,14 +60,17 @@ def _read(store: ObjectStore, name: str) -> Any:
         raise RegistryError(reason if url in reason else f"cannot read {url}: {reason}") from None
 
 
-def _record(store: ObjectStore, name: str) -> dict:
-    """A promotion record named by the pointer or the next record: a JSON object with its action,
-    version and time (what history's readers show); anything else is damaged, a RegistryError."""
-    record = _read(store, name)
-    fields = ("action", "version", "time")
-    if not isinstance(record, dict) or not all(isinstance(record.get(field), str) for field in fields):
-        raise RegistryError(f"{store.url(name)} is not a promotion record (no action, version and time)")
+def _checked_record(record: Any, url: str) -> dict:
+    """A promotion record as history's readers show it: a JSON object with its action, version
+    and time; anything else is damaged, a RegistryError naming it."""
+    if not isinstance(record, dict) or not all(isinstance(record.get(field), str) for field in RECORD_FIELDS):
+        raise RegistryError(f"{url} is not a promotion record (no action, version and time)")
     return record
+
+
+def _record(store: ObjectStore, name: str) -> dict:
+    """A promotion record named by the pointer or the next record."""
+    return _checked_record(_read(store, name), store.url(name))
 
 
 @dataclass(frozen=True)
@@ -186,16 +191,20 @@ class Registry:
         for info in self.store.list(HISTORY):
             record = _read(self.store, info.name)
             if isinstance(record, dict) and "version" in record and "previous_record" not in record:
-                if str(record.get("time", "")) < before:
+                if _checked_record(record, self.store.url(info.name))["time"] < before:
                     records.append({**record, "record": info.name})
-        return sorted(records, key=lambda record: str(record.get("time", "")), reverse=True)
+        return sorted(records, key=lambda record: record["time"], reverse=True)
 
     def history(self) -> list[dict]:
         """Every promotion and rollback that moved the pointer, oldest first. One reader for every
         record shape: the chain of records from the pointer back; where the chain reaches a record
         from before the chain (no `previous_record`, or a first chained record whose predecessor had
         no name), the older records in the folder follow, by time."""
-        records, record = [], self.pointer()
+        record = self.pointer()
+        if record is not None:
+            # production.json is validated for its version when read; history shows more of it.
+            _checked_record(record, self.store.url(POINTER))
+        records = []
         while record is not None:
             records.append(record)
             previous = record.get("previous_record")
@@ -203,7 +212,7 @@ class Registry:
                 record = _record(self.store, previous)
             else:
                 if "previous_record" not in record or record.get("previous_version"):
-                    records.extend(self._unchained_records(str(record.get("time", ""))))
+                    records.extend(self._unchained_records(record["time"]))
                 record = None
         return records[::-1]
 

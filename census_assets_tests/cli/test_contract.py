@@ -18,6 +18,7 @@ cases work on a storage of a few committed frames.
 
 import errno
 import io
+import json
 import os
 import resource
 import shutil
@@ -495,6 +496,60 @@ def test_a_damaged_promotion_record_is_refused_naming_it(capsys, tmp_path, recor
     code, err = main(capsys, "history", "--storage", str(storage))
     assert code == 2
     assert one_error_line(err, "history") == f"{damaged} is not a promotion record (no action, version and time)"
+
+
+# Release 797e3e6's promotion history: promote, promote, rollback (production.json holds the last).
+RELEASE_FIRST_RECORD = "promotions/20261204T143154.803877Z-promote-c6074c565a7ed478-e62e8c0d.json"
+RELEASE_SECOND_RECORD = "promotions/20261204T143206.246976Z-promote-fff3ddf502cafbe5-81ecdefa.json"
+
+
+@pytest.mark.parametrize("missing", ["time", "action"])
+def test_a_production_pointer_without_time_or_action_is_refused_by_history_naming_it(capsys, tmp_path, missing):
+    """production.json is validated for its version when read; history shows its time and action
+    too: without them, the user's error (exit 2, one line naming the file), not an internal error."""
+    storage = Path(shutil.copytree(RELEASE_797E3E6_STORAGE, tmp_path / "census_storage"))
+    pointer = json.loads((storage / "production.json").read_text())
+    del pointer[missing]
+    (storage / "production.json").write_text(json.dumps(pointer))
+    code, err = main(capsys, "history", "--storage", str(storage))
+    assert code == 2
+    assert one_error_line(err, "history") == (
+        f"{storage}/production.json is not a promotion record (no action, version and time)"
+    )
+
+
+def test_a_record_from_before_the_chain_without_a_time_is_refused_by_history_naming_it(capsys, tmp_path):
+    """The oldest records are read from the folder (they name no predecessor) and sorted by time:
+    one without a time is refused, naming it."""
+    storage = Path(shutil.copytree(RELEASE_797E3E6_STORAGE, tmp_path / "census_storage"))
+    first = storage / RELEASE_FIRST_RECORD
+    record = json.loads(first.read_text())
+    for key in ("previous_record", "record", "time"):
+        record.pop(key, None)
+    first.write_text(json.dumps(record))
+    second = storage / RELEASE_SECOND_RECORD
+    chained = json.loads(second.read_text())
+    chained["previous_record"] = None  # the first chained record, on top of the older one
+    second.write_text(json.dumps(chained))
+    code, err = main(capsys, "history", "--storage", str(storage))
+    assert code == 2
+    assert one_error_line(err, "history") == f"{first} is not a promotion record (no action, version and time)"
+
+
+def test_history_shows_metrics_that_are_not_numbers_as_nan(capsys, tmp_path):
+    """Metrics are shown, not judged: a record whose metrics are missing, not numbers or not an
+    object is listed with nan, never an internal error."""
+    storage = Path(shutil.copytree(RELEASE_797E3E6_STORAGE, tmp_path / "census_storage"))
+    pointer = json.loads((storage / "production.json").read_text())
+    pointer["metrics"] = {"cv_accuracy": "high", "holdout_accuracy": None}
+    (storage / "production.json").write_text(json.dumps(pointer))
+    previous = storage / pointer["previous_record"]
+    previous.write_text(json.dumps({**json.loads(previous.read_text()), "metrics": [0.8]}))
+    assert cli.main(["history", "--storage", str(storage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines[:3]] == ["promote", "promote", "rollback"]
+    assert "cv=nan  holdout=nan" in lines[1] and "cv=nan  holdout=nan" in lines[2]
+    assert "cv=0.8" in lines[0] and lines[3] == "production: c6074c565a7ed478"
 
 
 def test_no_model_unknown_version_and_bad_storage(capsys, storage, rows_csv, tmp_path):

@@ -199,7 +199,7 @@ def published_names(done: list[str], asset: str) -> list[str]:
 
 
 def run_of(name: str) -> str:
-    """The run id in `runs/<run id>/...` or `leases/<run id>.json`."""
+    """The run id in `runs/<run id>/...` or `leases/<run id>/<holder>.json`."""
     return name.split("/")[1].removesuffix(".json")
 
 
@@ -249,10 +249,10 @@ def check_complete_state(storage: Path, done: list[str], base1: dict, base2: dic
         else:  # not published yet: the previous copy, whole
             assert same_object(load_published(store, key, codec), previous), asset
             seen[asset] = "new committed, old published" if new else "old"
-    if killed is not None and f"leases/{killed}.json" in done:
-        # The killed run never released its lease; it lists every asset whose pointer it moved.
+    if killed is not None and any(name.startswith(f"leases/{killed}/") for name in done):
+        # The killed run's lease is live until it runs out; it lists every asset whose pointer it moved.
         lease = read_lease(store, killed)
-        assert lease.released is None and lease.is_live(time.time())
+        assert lease.is_live(time.time())
         assert {asset for asset in STORED if f"pointers/{asset}.json" in done} <= set(lease.committed)
     registry = Registry(store)
     promoted = "production.json" in done
@@ -419,7 +419,7 @@ def test_a_killed_dagster_run_leaves_nothing_a_later_run_reads_as_committed(cras
 
 
 def test_prune_clears_what_a_killed_run_left(crashes, workdir):
-    """A killed run's lease is never released: while it would still be live, prune touches none of
+    """A killed run's lease is not renewed: while it would still be live, prune touches none of
     the run's files; once it has run out, the run's uncommitted files go after the grace period,
     its committed ones stay. The half-written temp file goes at once: no live writer holds it."""
     outcome = crashes[INSTANCE_CASE]
@@ -859,6 +859,12 @@ def own_model(storage: Path, run_id: str) -> TrainedModel:
     return load_committed(LocalObjectStore(storage), ArtifactKey("lgbm_model"), MODEL_CODEC, (run_id,))
 
 
+def lease_ran_out(storage: Path, run_id: str) -> None:
+    """As if the run had ended more than a lease ago: each of its lease records expired."""
+    for record in (storage / "leases" / run_id).iterdir():
+        record.write_text(json.dumps({**json.loads(record.read_text()), "expires": time.time() - 1}))
+
+
 def test_prune_during_a_run_leaves_the_run_its_own_data(workdir, servers, sources, base1):
     """16.1: run A (source C) stands still after committing (and publishing) features; run B (source D, more rows)
     finishes on the same storage; `census-assets prune --keep 1` (default grace); A resumes. A's
@@ -866,6 +872,7 @@ def test_prune_during_a_run_leaves_the_run_its_own_data(workdir, servers, source
     model under its own run (it used to train on B's rows and promote B's model)."""
     storage = workdir / "prune_during_run"
     shutil.copytree(base1["storage"], storage)
+    lease_ran_out(storage, base1["run_id"])
     rows = {name: len(expected_features(sources[name], bundled_vocabulary())) for name in ("C", "D")}
     assert rows["C"] != rows["D"]
     with PausedRun(servers[0], storage, sources["C"], r"^features\.manifest\.json$") as run_a:
@@ -1066,7 +1073,7 @@ def test_a_missing_committed_file_fails_the_step_once(how, tmp_path, base2, sour
     else:
         shutil.rmtree(storage / ".locks")
         (storage / ".locks").write_text("not a folder")
-        expected = f"{storage}/leases/"
+        expected = f"cannot lock {storage}/pointers/cv_accuracy.json: a file stands where a folder belongs"
     result = summarize(run_graph(storage, sources["A"], selection=["cv_accuracy"], holdout=holdout))
     assert not result["success"] and list(result["failures"]) == ["cv_accuracy"]
     assert expected in result["failures"]["cv_accuracy"], result["failures"]

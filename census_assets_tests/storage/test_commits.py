@@ -24,7 +24,7 @@ from census_assets.storage.commits import (
     prune,
 )
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
-from census_assets.storage.leases import LEASE_SECONDS, LeaseHolder, read_lease, release, renew
+from census_assets.storage.leases import LEASE_SECONDS, LeaseHolder, LeaseRecord, read_lease, record_name, renew
 from census_assets.storage.objects import FAULTS, LocalObjectStore
 from census_assets_tests.tiny_models import TINY_VOCABULARY, WIDER_VOCABULARY, tiny_model
 
@@ -49,10 +49,12 @@ def test_a_commit_writes_the_run_then_its_lease_then_the_pointer_then_the_publis
     with FAULTS.installed(lambda point, name, temporary: written.append(name) if point == "committed" else None):
         done = commit(store, KEY, "r1", frame(1))
     assert written == [
-        "runs/r1/t.parquet", "runs/r1/t.manifest.json",  # the run's files, then their manifest
-        "leases/r1.json",  # the run's account of what it committed, before the pointer names it
+        "runs/r1/t.parquet",
+        "runs/r1/t.manifest.json",  # the run's files, then their manifest
+        record_name("r1"),  # the run's account of what it committed, before the pointer names it
         "pointers/t.json",
-        "t.parquet", "t.manifest.json",  # published last: outside readers' copies
+        "t.parquet",
+        "t.manifest.json",  # published last: outside readers' copies
     ]
     assert done.published and done.publication_error is None
     assert done.manifest == committed_manifest(store, KEY)
@@ -154,9 +156,9 @@ def test_the_reader_helper_refuses_a_mixed_set_whose_run_files_are_gone(mixed_pu
 @pytest.mark.integrity
 def test_prune_never_touches_a_run_whose_lease_is_live(tmp_path):
     """16.1 at the store: run a holds a live lease; its commit is superseded by b's and it has an
-    uncommitted file. prune --keep 1 with no grace deletes none of a's files; once a releases
-    its lease, its superseded commit goes, and its uncommitted file once the grace period since
-    its end has passed."""
+    uncommitted file. prune --keep 1 with no grace deletes none of a's files; once a's lease has
+    run out (a lease after its last renewal), its superseded commit goes, and its uncommitted file
+    once the grace period since the lease ran out has passed."""
     store = LocalObjectStore(tmp_path)
     renew(store, "a")
     commit(store, KEY, "a", frame("a"))
@@ -166,12 +168,12 @@ def test_prune_never_touches_a_run_whose_lease_is_live(tmp_path):
     assert prune(store, keep=1, grace_seconds=0) == []
     assert run_files(store, "a") == a_files
 
-    release(store, "a")
-    ended = read_lease(store, "a").released
+    ended = read_lease(store, "a").expires
+    assert prune(store, keep=1, grace_seconds=0, now=ended - 1) == []  # live until it runs out
     assert sorted(prune(store, keep=1, grace_seconds=3600, now=ended + 10)) == [
         "runs/a/t.manifest.json", "runs/a/t.parquet"
     ]
-    assert run_files(store, "a") == ["runs/a/u.json"]  # the grace period counts from the run's end
+    assert run_files(store, "a") == ["runs/a/u.json"]  # the grace period counts from the lease's end
     assert prune(store, keep=1, grace_seconds=3600, now=ended + 3601) == ["runs/a/u.json"]
     assert values(store) == ["b"]
 
@@ -190,16 +192,61 @@ def test_a_lease_not_renewed_runs_out_and_lets_prune_in(tmp_path):
     ]
 
 
-def test_the_lease_holder_takes_the_lease_before_any_write_and_releases_it(tmp_path):
+def test_the_lease_holder_takes_the_lease_first_and_lets_it_run_out_rather_than_ending_it(tmp_path):
+    """A process holds the lease before anything else; when its part of the run ends it stops
+    renewing, and the lease stays live until it runs out: the run's next step, in another process,
+    must still find it live."""
     store, holder = LocalObjectStore(tmp_path), LeaseHolder()
     before = time.time()
     holder.hold(store, "r")
+    holder.hold(store, "other run")
     lease = read_lease(store, "r")
-    assert lease.released is None and lease.expires >= before + LEASE_SECONDS
+    assert lease.expires >= before + LEASE_SECONDS and lease.committed == ()
     holder.hold(store, "r")  # held once
-    holder.release_all()
+    assert holder.held() == {"r", "other run"}
+    holder.stop_renewing("r")
+    assert holder.held() == {"other run"}  # only its own run
+    assert read_lease(store, "r") == lease and lease.is_live(time.time())  # not ended early
+    assert not lease.is_live(lease.expires)
+
+
+@pytest.mark.integrity
+def test_each_process_writes_its_own_record_and_the_run_s_lease_is_all_of_them(tmp_path):
+    """Two processes of one run (steps of the multiprocess executor), each with its own record:
+    the run's lease lists both commits and lasts until the later expiry. Records need no lock."""
+    store = LocalObjectStore(tmp_path)
+    other = tmp_path / "leases" / "r" / "other-host-1-0123abcd.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"run_id": "r", "expires": 5000.0, "committed": ["u"]}))
+    renew(store, "r", now=1000.0)
+    commit(store, KEY, "r", frame(1))
     lease = read_lease(store, "r")
-    assert lease.released is not None and not lease.is_live(time.time())
+    assert (lease.expires, lease.committed) == (5000.0, ("t", "u"))
+    assert sorted(path.name for path in (tmp_path / "leases" / "r").iterdir()) == sorted(
+        [other.name, record_name("r").split("/")[-1]]
+    )
+    assert [path.name for path in (tmp_path / ".locks").iterdir()] == ["pointers__t.json.lock"]
+    # A record from before per-process records (one per run) is read with them.
+    (tmp_path / "leases" / "r.json").write_text(
+        json.dumps({"run_id": "r", "expires": 9000.0, "released": 9000.0, "committed": ["v"]})
+    )
+    assert read_lease(store, "r") == LeaseRecord("r", 9000.0, ("t", "u", "v"))
+    assert read_lease(store, "never-ran") is None
+
+
+@pytest.mark.integrity
+def test_prune_removes_the_lease_locks_of_earlier_versions_once_their_lease_ran_out(tmp_path):
+    """Earlier versions locked each lease with a file of its own, one per run, never removed:
+    prune removes those whose lease has run out, never a live one's (nor a pointer's lock)."""
+    store = LocalObjectStore(tmp_path)
+    commit(store, KEY, "old", frame(1))
+    renew(store, "live")
+    locks = tmp_path / ".locks"
+    for run_id in ("old", "live", "no-lease-left"):
+        (locks / f"leases__{run_id}.json.lock").touch()
+    deleted = prune(store, keep=5, grace_seconds=3600)
+    assert sorted(deleted) == [".locks/leases__no-lease-left.json.lock", ".locks/leases__old.json.lock"]
+    assert sorted(path.name for path in locks.iterdir()) == ["leases__live.json.lock", "pointers__t.json.lock"]
 
 
 @pytest.mark.integrity
