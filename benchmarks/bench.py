@@ -174,6 +174,7 @@ def whole_run(raw_source: str, frame: pd.DataFrame, repeats: int) -> dict:
     from census_assets import defs
     from census_assets.assets.evaluation import read_holdout
 
+    load_at_start = os.getloadavg()
     holdout = clean(read_holdout())
     with tempfile.TemporaryDirectory() as work:
         shape = Path(work, "shape.json")
@@ -207,6 +208,9 @@ def whole_run(raw_source: str, frame: pd.DataFrame, repeats: int) -> dict:
         # The training run with the median wall time, split into start, run, steps and exit.
         "training_run": sorted(runs["training"], key=lambda run: run["wall_seconds"])[repeats // 2],
         "floor_run": sorted(runs["floor"], key=lambda run: run["wall_seconds"])[repeats // 2],
+        # The machine's load average (1, 5, 15 minutes) when the runs began and ended: the other
+        # jobs on it slow the floor and the fits more than the training run.
+        "load_average_at_start": [round(load, 2) for load in load_at_start],
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
