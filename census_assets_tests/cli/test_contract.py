@@ -33,14 +33,12 @@ import pytest
 
 from census_assets import cli
 from census_assets.core.scoring import FLAG, PROBABILITY
-from census_assets.definitions import build_definitions
-from census_assets.resources.training import TrainingSettings
-from census_assets.settings import load_environment
 from census_assets.storage.codecs import codec_for
 from census_assets.storage.commits import ArtifactKey, commit
 from census_assets.storage.objects import LocalObjectStore
 from census_assets_tests.fixtures import RELEASE_797E3E6_STORAGE
-from census_assets_tests.harness.runner import step_failure_message
+from census_assets_tests.harness.runner import ONE_CV_REPEAT, step_failure_message
+from census_assets_tests.harness.runner import run_graph as run_census_graph
 
 pytestmark = pytest.mark.integrity
 
@@ -50,14 +48,7 @@ ROWS = 2000  # scored rows per test input: a CSV output of about 300 kB
 
 def run_graph(storage: Path, source: Path) -> dg.ExecuteInProcessResult:
     """The whole graph, lifecycle included, as the census_pipeline job runs it (one CV repeat)."""
-    defs = build_definitions(
-        load_environment({"CENSUS_STORAGE_URL": str(storage), "CENSUS_SOURCE": str(source)})
-    )
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        resources={**defs.resources, "training": TrainingSettings(n_repeats=1)},
-        raise_on_error=False,
-    )
+    return run_census_graph({"CENSUS_STORAGE_URL": str(storage), "CENSUS_SOURCE": str(source)}, training=ONE_CV_REPEAT)
 
 
 def tree(root: Path) -> dict[str, bytes]:

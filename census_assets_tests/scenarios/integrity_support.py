@@ -5,8 +5,8 @@ in the pytest process. Starting a fresh interpreter per case would cost seconds 
 `python -m census_assets_tests.scenarios.integrity_support <cpu>` is a small fork server: it imports Dagster,
 the package, LightGBM, scikit-learn, matplotlib and pyarrow once (it never runs any of them, so no
 OpenMP or Arrow thread pool exists when it forks), pins itself to one CPU, and for each job read
-from stdin (one JSON line) forks a child that runs the graph in-process (dg.materialize, as
-test_lifecycle does) and exits. The server answers with one JSON line: the child's return code
+from stdin (one JSON line) forks a child that runs the graph in-process (the harness's run_graph,
+census_assets_tests.harness.runner) and exits. The server answers with one JSON line: the child's return code
 (negative: killed by that signal).
 
 Faults are installed in the child only, through the store's fault seam
@@ -41,13 +41,11 @@ from census_assets_tests.harness.processes import REPO_ROOT
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "CENSUS_WORKERS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 THRESHOLD = 0.5  # the sampled runs are judged by their consistency, not their accuracy
 TOLERANCE = 1.0  # champion/challenger (overall and per group) never blocks: every new model is promoted
-HOLDOUT_ROWS = 1000  # the held-out rows holdout_metrics judges on (see small_holdout)
+HOLDOUT_ROWS = 300  # the held-out rows holdout_metrics judges on (see small_holdout)
 FIT_VOCABULARY = {"ops": {"features": {"config": {"vocabulary": "fit"}}}}
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-# The census graph and its lifecycle (batch scoring is not part of these runs); a run with no
-# selection runs raw_census..lgbm_model and the lifecycle through production_model (with the checks).
-GRAPH = ("census_source", "raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "feature_table",
-         "holdout_metrics", "drift", "production_model", "scored_census")
+# A run with no selection runs the census graph through production_model, with the checks
+# (batch scoring is not part of these runs).
 DEFAULT_SELECTION = ["raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model", "holdout_metrics",
                      "drift", "production_model"]
 # Metadata copied from the run's materialisations into the child's result (JSON-serialisable).
@@ -66,46 +64,27 @@ def run_graph(
     instance=None,
     holdout: str | Path | None = None,
 ):
-    """The graph (census assets, the lifecycle through production_model, their checks) as the
-    census_pipeline job runs it, in this process: the CV cut to one repeat of 2 folds (integrity,
-    not accuracy, is under test), one LightGBM thread per fit, the gate at 0.5; `holdout`: a
-    smaller held-out table (CENSUS_HOLDOUT) than the bundled one, which holdout_metrics judges
-    challenger and champion on."""
-    import dagster as dg
+    """The graph as the census_pipeline job runs it, in this process (the harness's runner): the
+    CV cut to one repeat of 2 folds (integrity, not accuracy, is under test), one LightGBM thread
+    per fit, the gate at 0.5, champion/challenger never blocking; `holdout`: a smaller held-out
+    table (CENSUS_HOLDOUT) than the bundled one, which holdout_metrics judges challenger and
+    champion on."""
+    from census_assets_tests.harness.runner import run_graph as run_census_graph
 
-    from census_assets.definitions import build_definitions
-    from census_assets.resources.audit import AuditSettings
-    from census_assets.resources.lifecycle import LifecycleSettings
-    from census_assets.resources.training import TrainingSettings
-    from census_assets.settings import load_environment
-
-    defs = build_definitions(
-        load_environment(
-            {
-                "CENSUS_STORAGE_URL": str(storage),
-                "CENSUS_SOURCE": str(source),
-                "CENSUS_ACCURACY_THRESHOLD": str(THRESHOLD),
-                "CENSUS_WORKERS": "1",
-                **({"CENSUS_HOLDOUT": str(holdout)} if holdout else {}),
-            }
-        )
-    )
-    resources = {
-        **defs.resources,
-        "training": TrainingSettings(accuracy_threshold=THRESHOLD, n_splits=2, n_repeats=1, workers=1),
-        "lifecycle": LifecycleSettings(champion_tolerance=TOLERANCE),
-        "audit": AuditSettings(group_tolerance=TOLERANCE),
-    }
-    assets = [asset for asset in defs.assets if {key.to_user_string() for key in asset.keys} <= set(GRAPH)]
-    checks = [check for check in defs.asset_checks if {key.asset_key.to_user_string() for key in check.check_keys}
-              <= set(GRAPH)]
-    return dg.materialize(
-        [*assets, *checks],
-        resources=resources,
+    return run_census_graph(
+        {
+            "CENSUS_STORAGE_URL": str(storage),
+            "CENSUS_SOURCE": str(source),
+            "CENSUS_ACCURACY_THRESHOLD": str(THRESHOLD),
+            "CENSUS_WORKERS": "1",
+            **({"CENSUS_HOLDOUT": str(holdout)} if holdout else {}),
+        },
         selection=selection or DEFAULT_SELECTION,
         instance=instance,
         run_config={**QUIET_LOGS, **(FIT_VOCABULARY if vocabulary == "fit" else {})},
-        raise_on_error=False,
+        training={"n_splits": 2, "n_repeats": 1},
+        lifecycle={"champion_tolerance": TOLERANCE},
+        audit={"group_tolerance": TOLERANCE},
     )
 
 
@@ -121,21 +100,10 @@ def small_holdout(path: Path) -> Path:
     return path
 
 
-def failure_messages(result) -> dict[str, str]:
-    """step key -> the error text of each failed step (the Failure description or the message)."""
-    messages = {}
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            user = data.user_failure_data
-            messages[event.step_key] = user.description if user is not None and user.description else (
-                data.error.message if data.error else ""
-            )
-    return messages
-
-
 def summarize(result) -> dict[str, Any]:
     """What the tests need of a run, as JSON."""
+    from census_assets_tests.harness.runner import failure_messages
+
     materialized = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -249,6 +217,7 @@ def serve(cpu: int) -> None:
     import sklearn.model_selection  # noqa: F401
 
     import census_assets.definitions  # noqa: F401
+    import census_assets_tests.harness.runner  # noqa: F401
 
     dagster.DagsterInstance.ephemeral().dispose()  # its storage modules imported (nothing started)
     assert threading.active_count() == 1, "a thread before fork"
