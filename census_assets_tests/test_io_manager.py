@@ -18,7 +18,7 @@ from census_assets.io_manager import PUBLISHED_AS, CensusIOManager
 from census_assets.resources.storage import ArtifactStorage
 from census_assets.storage.codecs import codec_for
 from census_assets.storage.commits import ArtifactKey, commit, committed_manifest, load_committed, load_published
-from census_assets.storage.leases import LEASE_HOLDER, read_lease
+from census_assets.storage.leases import LEASE_HOLDER, LEASE_SECONDS, read_lease
 from census_assets.storage.objects import FAULTS, LocalObjectStore
 
 FRAME, JSON = codec_for(pd.DataFrame), codec_for(dict)
@@ -243,11 +243,29 @@ def test_prune_between_two_steps_of_a_multiprocess_run_leaves_the_run_its_commit
         finally:
             (tmp_path / "resume").touch()
             runner.join(timeout=180)
-    assert outcome["success"], outcome["failures"]
+    assert not runner.is_alive() and outcome["success"], outcome.get("failures")
     assert outcome["run_id"] == run
     assert load_committed(store, ArtifactKey("counted"), JSON, (run,)) == {"total": 6}
     assert committed_manifest(store, ArtifactKey("numbers"))["run_id"] == "another-run"
     assert read_lease(store, run).committed == ("counted", "numbers")
+    # One record per process that read or wrote for the run (numbers', counted's): none shared.
+    assert len(list((storage / "leases" / run).iterdir())) == 2
+
+
+@dg.asset
+def looked_at(numbers: pd.DataFrame) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": len(numbers)})
+
+
+@pytest.mark.integrity
+def test_a_step_that_only_reads_holds_the_run_s_lease(tmp_path):
+    """A step that reads and writes nothing through the IO manager (a long CV, a check) keeps the
+    run at work in prune's eyes: it takes the lease before it reads."""
+    dg.materialize([numbers], resources=resources(tmp_path))
+    before = time.time()
+    result = dg.materialize([numbers, looked_at], selection=[looked_at], resources=resources(tmp_path))
+    lease = read_lease(LocalObjectStore(tmp_path), result.run_id)
+    assert lease.committed == () and lease.expires >= before + LEASE_SECONDS
 
 
 def run_files(store: LocalObjectStore, run_id: str) -> list[str]:
