@@ -49,12 +49,10 @@ def test_a_commit_writes_the_run_then_its_lease_then_the_pointer_then_the_publis
     with FAULTS.installed(lambda point, name, temporary: written.append(name) if point == "committed" else None):
         done = commit(store, KEY, "r1", frame(1))
     assert written == [
-        "runs/r1/t.parquet",
-        "runs/r1/t.manifest.json",  # the run's files, then their manifest
+        "runs/r1/t.parquet", "runs/r1/t.manifest.json",  # the run's files, then their manifest
         record_name("r1"),  # the run's account of what it committed, before the pointer names it
         "pointers/t.json",
-        "t.parquet",
-        "t.manifest.json",  # published last: outside readers' copies
+        "t.parquet", "t.manifest.json",  # published last: outside readers' copies
     ]
     assert done.published and done.publication_error is None
     assert done.manifest == committed_manifest(store, KEY)
