@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+import uuid
 
 import pandas as pd
 import pytest
@@ -25,7 +26,7 @@ from census_assets.storage.commits import (
 )
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
 from census_assets.storage.leases import LEASE_SECONDS, LeaseHolder, LeaseRecord, read_lease, record_name, renew
-from census_assets.storage.objects import FAULTS, LocalObjectStore
+from census_assets.storage.objects import FAULTS, LocalObjectStore, ObjectStore, open_store
 from census_assets_tests.tiny_models import TINY_VOCABULARY, WIDER_VOCABULARY, tiny_model
 
 FRAME = codec_for(pd.DataFrame)
@@ -208,28 +209,53 @@ def test_the_lease_holder_takes_the_lease_first_and_lets_it_run_out_rather_than_
     assert not lease.is_live(lease.expires)
 
 
+@pytest.fixture(scope="module")
+def gcs_bucket(gcs_emulator) -> str:
+    from google.cloud import storage
+
+    return storage.Client().create_bucket(f"leases-{uuid.uuid4().hex[:8]}").name
+
+
+# Both backends: a local directory and gs:// on fake-gcs-server (a process: those cases are slow).
+@pytest.fixture(params=["local", pytest.param("gcs", marks=[pytest.mark.slow, pytest.mark.gcp])])
+def any_store(request, tmp_path) -> ObjectStore:
+    if request.param == "local":
+        return open_store(str(tmp_path))
+    return open_store(f"gs://{request.getfixturevalue('gcs_bucket')}/{tmp_path.name}", retry_deadline=10)
+
+
+def lease_bytes(run_id: str, expires: float, committed: list[str]) -> bytes:
+    return json.dumps({"run_id": run_id, "expires": expires, "committed": committed}).encode()
+
+
 @pytest.mark.integrity
-def test_each_process_writes_its_own_record_and_the_run_s_lease_is_all_of_them(tmp_path):
+def test_each_process_writes_its_own_record_and_the_run_s_lease_is_all_of_them(any_store):
     """Two processes of one run (steps of the multiprocess executor), each with its own record:
-    the run's lease lists both commits and lasts until the later expiry. Records need no lock."""
-    store = LocalObjectStore(tmp_path)
-    other = tmp_path / "leases" / "r" / "other-host-1-0123abcd.json"
-    other.parent.mkdir(parents=True)
-    other.write_text(json.dumps({"run_id": "r", "expires": 5000.0, "committed": ["u"]}))
+    the run's lease lists both commits and lasts until the later expiry. A run whose id begins
+    with another's is another run."""
+    store = any_store
+    store.write("leases/r/other-host-1-0123abcd.json", lease_bytes("r", 5000.0, ["u"]))
+    store.write("leases/r2/other-host-1-0123abcd.json", lease_bytes("r2", 8000.0, ["w"]))
     renew(store, "r", now=1000.0)
     commit(store, KEY, "r", frame(1))
-    lease = read_lease(store, "r")
-    assert (lease.expires, lease.committed) == (5000.0, ("t", "u"))
-    assert sorted(path.name for path in (tmp_path / "leases" / "r").iterdir()) == sorted(
-        [other.name, record_name("r").split("/")[-1]]
+    assert read_lease(store, "r") == LeaseRecord("r", 5000.0, ("t", "u"))
+    assert sorted(info.name for info in store.list("leases/r")) == sorted(
+        ["leases/r/other-host-1-0123abcd.json", record_name("r")]
     )
-    assert [path.name for path in (tmp_path / ".locks").iterdir()] == ["pointers__t.json.lock"]
     # A record from before per-process records (one per run) is read with them.
-    (tmp_path / "leases" / "r.json").write_text(
-        json.dumps({"run_id": "r", "expires": 9000.0, "released": 9000.0, "committed": ["v"]})
-    )
+    store.write("leases/r.json", json.dumps({"run_id": "r", "expires": 9000.0, "released": 9000.0,
+                                             "committed": ["v"]}).encode())
     assert read_lease(store, "r") == LeaseRecord("r", 9000.0, ("t", "u", "v"))
     assert read_lease(store, "never-ran") is None
+
+
+def test_leases_take_no_lock(tmp_path):
+    """Each process writes only its own record: no lock file per run accumulates in .locks/."""
+    store = LocalObjectStore(tmp_path)
+    for run_id in ("r1", "r2", "r3"):
+        renew(store, run_id)
+        commit(store, KEY, run_id, frame(run_id))
+    assert [path.name for path in (tmp_path / ".locks").iterdir()] == ["pointers__t.json.lock"]
 
 
 @pytest.mark.integrity
