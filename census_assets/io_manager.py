@@ -78,8 +78,10 @@ class CensusIOManager(dg.ConfigurableIOManager):
         codec = codec_for(typing.get_args(annotated)[1] if several else annotated)
         try:
             # A step that only reads (a long CV, a check) holds the lease too: what the run
-            # committed and reads again must outlast every step of the run.
-            LEASE_HOLDER.hold(store, lineage[0])
+            # committed and reads again must outlast every step of the run. A re-execution also
+            # holds the leases of the runs it reads from (its parent's commits may be superseded).
+            for run_id in lineage:
+                LEASE_HOLDER.hold(store, run_id, for_run=lineage[0])
             if not context.has_asset_partitions:
                 return load_committed(store, _key(context, None), codec, lineage)
             keys = context.asset_partition_keys

@@ -3,6 +3,7 @@ materialisation commits, where each input is read from (this run, the run it re-
 pointer), partitioned loads, and the failures it reports once."""
 
 import errno
+import json
 import os
 import shutil
 import threading
@@ -17,7 +18,14 @@ from census_assets import cli as census_cli
 from census_assets.io_manager import PUBLISHED_AS, CensusIOManager
 from census_assets.resources.storage import ArtifactStorage
 from census_assets.storage.codecs import codec_for
-from census_assets.storage.commits import ArtifactKey, commit, committed_manifest, load_committed, load_published
+from census_assets.storage.commits import (
+    ArtifactKey,
+    commit,
+    committed_manifest,
+    load_committed,
+    load_published,
+    prune,
+)
 from census_assets.storage.leases import LEASE_HOLDER, LEASE_SECONDS, read_lease
 from census_assets.storage.objects import FAULTS, LocalObjectStore
 
@@ -169,6 +177,40 @@ def test_a_reexecution_reads_the_parent_runs_outputs_not_newer_commits(tmp_path,
         assert run_files(store, again) == [f"runs/{again}/total.json", f"runs/{again}/total.manifest.json"]
         grandchild = execute(1, parent=again, step="report")
         assert load_committed(store, ArtifactKey("report"), JSON, (grandchild,)) == {"first": 1, "total": 6}
+
+
+@pytest.mark.slow
+@pytest.mark.integrity
+def test_a_reexecution_holds_the_lease_of_the_run_it_reads_from(tmp_path, monkeypatch):
+    """Run 1's lease ran out long ago and run 2 superseded its numbers; a re-execution of run 1's
+    total reads run 1's numbers. While it works, prune --keep 1 must leave run 1's numbers: the
+    re-execution holds run 1's lease (prune runs here just after total's file is written)."""
+    monkeypatch.setenv(STORAGE_VARIABLE, str(tmp_path / "storage"))
+    store, job = LocalObjectStore(tmp_path / "storage"), dg.reconstructable(toy_job)
+    (tmp_path / "home").mkdir()
+    pruned = []
+
+    def prune_during_the_reexecution(point, name, temporary):
+        if point == "committed" and name.endswith("/total.json") and not pruned:
+            pruned.append(prune(store, keep=1, grace_seconds=0))
+
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        with dg.execute_job(job, instance, run_config=start_at(1)) as done:
+            first = done.run_id
+        with dg.execute_job(job, instance, run_config=start_at(10)) as done:
+            assert done.success
+        for record in (tmp_path / "storage" / "leases" / first).iterdir():  # as if run 1 ended long ago
+            record.write_text(json.dumps({**json.loads(record.read_text()), "expires": time.time() - 1}))
+        options = dg.ReexecutionOptions(parent_run_id=first, step_selection=["total"])
+        with FAULTS.installed(prune_during_the_reexecution), dg.execute_job(
+            job, instance, run_config=start_at(1), reexecution_options=options
+        ) as done:
+            assert done.success, [event.message for event in done.all_events if event.is_failure]
+            again = done.run_id
+    [deleted] = pruned
+    assert not [name for name in deleted if name.startswith(f"runs/{first}/")], deleted
+    assert load_committed(store, ArtifactKey("total"), JSON, (again,)) == {"total": 6}
+    assert read_lease(store, first).is_live(time.time())
 
 
 class Gate(dg.Config):

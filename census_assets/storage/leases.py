@@ -9,10 +9,11 @@ the step reads or writes anything and stops renewing when its part of the run en
 a lease early: it runs out a lease after its last renewal. That covers the time between two steps
 of a run, which a release at each step's end left open (prune deleted what the run had committed
 and was about to read again), and a killed or frozen process stops renewing, so its lease runs out
-on its own. Only its own process writes a record, so a record needs no compare-and-swap and no lock
-file. Records are kept after the run (they are small): they are the run's account of what it
-committed, so a run that finds its own output gone refuses instead of reading another run's.
-Storages from before per-process records hold one record per run, `leases/<run_id>.json`: still read.
+on its own. A re-execution also holds the leases of the runs it reads from. Only its own process
+writes a record, so a record needs no compare-and-swap and no lock file. Records are kept after
+the run (they are small): they are the run's account of what it committed, so a run that finds its
+own output gone refuses instead of reading another run's. Storages from before per-process records
+hold one record per run, `leases/<run_id>.json`: still read.
 """
 
 from __future__ import annotations
@@ -144,11 +145,12 @@ def record_commit(store: ObjectStore, run_id: str, relative: str) -> None:
 
 
 class LeaseHolder:
-    """The runs one process works for, their leases renewed by one background thread until the
-    process's part of each run ends."""
+    """The leases one process renews, with one background thread, each for as long as the process
+    works for a run: the run's own lease, and (a re-execution) the leases of the runs it reads from."""
 
     def __init__(self):
-        self._held: dict[tuple[str, str], ObjectStore] = {}
+        # (store, leased run, the run this process works for) -> the store
+        self._held: dict[tuple[str, str, str], ObjectStore] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,8 +160,9 @@ class LeaseHolder:
         """In a forked child: the parent's runs and thread are not the child's."""
         self._held, self._lock, self._thread = {}, threading.Lock(), None
 
-    def hold(self, store: ObjectStore, run_id: str) -> None:
-        key = (store.base_url, run_id)
+    def hold(self, store: ObjectStore, run_id: str, for_run: str | None = None) -> None:
+        """Renew `run_id`'s lease while this process works for `for_run` (by default run_id itself)."""
+        key = (store.base_url, run_id, for_run or run_id)
         with self._lock:
             if key in self._held:
                 return
@@ -171,21 +174,21 @@ class LeaseHolder:
                 self._thread.start()
 
     def stop_renewing(self, run_id: str) -> None:
-        """This process's part of the run has ended. The lease is not ended: it runs out a lease
-        after its last renewal, so the run's next step (in another process) finds it live."""
+        """This process's part of the run has ended. No lease is ended: each runs out a lease after
+        its last renewal, so the run's next step (in another process) finds it live."""
         with self._lock:
-            self._held = {key: store for key, store in self._held.items() if key[1] != run_id}
+            self._held = {key: store for key, store in self._held.items() if key[2] != run_id}
 
     def held(self) -> set[str]:
         """The runs whose leases this process renews."""
         with self._lock:
-            return {run_id for _, run_id in self._held}
+            return {run_id for _, run_id, _ in self._held}
 
     def _renew_forever(self) -> None:
         while not self._wake.wait(RENEW_SECONDS):
             with self._lock:
-                held = dict(self._held)
-            for (_, run_id), store in held.items():
+                leased = {(base_url, run_id): store for (base_url, run_id, _), store in self._held.items()}
+            for (_, run_id), store in leased.items():
                 try:
                     renew(store, run_id)
                 except OSError:
