@@ -27,7 +27,7 @@ SLOW_FIXTURES = {
         "gcs_emulator", "bq_emulator", "fault_proxy",  # fake-gcs-server, bqemulator
     },
     "scenarios.test_integrity": {"servers"},  # fork servers running the whole graph in child processes
-    "scenarios.test_ops_instance": {"dg_home"},  # the `dg` CLI, loading the code location in a subprocess
+    "scenarios.test_ops_instance": {"dg_results"},  # the `dg` CLI, loading the code location in subprocesses
     # They train the whole graph in this process, seconds per run, for a module's tests to share.
     "scenarios.test_lifecycle": {"lineage", "drift_runs"},  # five models, one on the whole bundled table
     "assets.test_census": {"good_run"},  # the whole bundled table, 15-fold CV

@@ -11,15 +11,19 @@ The webserver and the daemon load each code location from its code server (a wor
 
 Without a daemon (`daemon=False`) the instance must start runs without a queue:
 WEBSERVER_ONLY_YAML (DefaultRunCoordinator), as the UI tests use.
+
+The instance file under test is written to DAGSTER_HOME as it is, except for the run queue's
+dequeue interval (instance_settings_for_tests).
 """
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+
+import yaml
 
 from census_assets_tests.harness.graphql import LOCATION, DagsterGraphQL, GraphQLError
 from census_assets_tests.harness.processes import (
@@ -28,6 +32,7 @@ from census_assets_tests.harness.processes import (
     console_command,
     free_port,
     inherited_environment,
+    kill_all,
     stop_all,
     wait_until_ready,
 )
@@ -35,6 +40,24 @@ from census_assets_tests.harness.processes import (
 REPO_DAGSTER_YAML = REPO_ROOT / "dagster.yaml"  # runs queue for the daemon (pools, docs/operations.md)
 WEBSERVER_ONLY_YAML = REPO_ROOT / "deploy" / "webserver-only" / "dagster.yaml"  # runs start at once
 CENSUS_LOCATIONS = {LOCATION: ("-m", "census_assets")}
+# How often the run queue of an instance a test starts looks for runs to start. A queued run waits
+# for the queue's next look; what each look decides (pools, limits, the order) does not depend on
+# how often it looks, so the tests need not wait the instance file's own interval each time.
+TEST_DEQUEUE_INTERVAL_S = 1
+# Run config for a job on Dagster's default executor (a stand-in location's asset job) that runs its
+# steps in the run's own process, as the census jobs do (CENSUS_EXECUTOR): one process per run, not
+# one more per step.
+IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
+
+
+def instance_settings_for_tests(instance_yaml: Path | str) -> str:
+    """The text of the instance file `instance_yaml` for an instance a test starts: the same
+    settings, with the run queue's dequeue interval, when it has one, at TEST_DEQUEUE_INTERVAL_S."""
+    settings = yaml.safe_load(Path(instance_yaml).read_text())
+    queue = (settings.get("run_coordinator") or {}).get("config") or {}
+    if "dequeue_interval_seconds" in queue:
+        queue["dequeue_interval_seconds"] = TEST_DEQUEUE_INTERVAL_S
+    return yaml.safe_dump(settings, sort_keys=False)
 
 
 class DagsterDeployment(DagsterGraphQL):
@@ -60,7 +83,7 @@ class DagsterDeployment(DagsterGraphQL):
         self.logs = self.base / "logs"
         for folder in (self.home, self.workdir, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(Path(instance_yaml), self.home / "dagster.yaml")
+        (self.home / "dagster.yaml").write_text(instance_settings_for_tests(instance_yaml))
         self.locations = dict(locations or CENSUS_LOCATIONS)
         self.name = name
         self.env = {
@@ -142,7 +165,9 @@ class DagsterDeployment(DagsterGraphQL):
         self.start_servers()
 
     def stop(self) -> None:
-        stop_all(self.processes)
+        """Every process killed at once: the deployment and its instance are thrown away with the
+        test (restart_servers is the graceful stop a test can watch)."""
+        kill_all(self.processes)
 
     def wait_until_ready(self) -> None:
         """Every location LOADED (a load error fails here) and, with a daemon, its run queue

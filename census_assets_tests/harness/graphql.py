@@ -93,20 +93,25 @@ class DagsterGraphQL:
     def run(self, run_id: str) -> dict:
         return self.graphql(RUN, {"runId": run_id})["runOrError"]
 
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Run id -> status, in one request: what a wait polls (the webserver shares the cores with
+        the runs it waits for)."""
+        runs = self.graphql(RUN_STATUSES, {"runIds": list(run_ids)})["runsOrError"]["results"]
+        return {run["runId"]: run["status"] for run in runs}
+
     def wait_for_runs(self, run_ids: Sequence[str], timeout: float = RUN_TIMEOUT_S) -> dict[str, dict]:
         """Until every run has a final status; returns run id -> run (status, start/end times, ...)."""
-        runs: dict[str, dict] = {}
+        statuses: dict[str, str] = {}
 
-        def finished():
-            runs.update({run_id: self.run(run_id) for run_id in run_ids})
-            return all(run["status"] in FINAL_STATUSES for run in runs.values())
+        def finished() -> bool:
+            statuses.update(self.run_statuses(run_ids))
+            return len(statuses) == len(run_ids) and set(statuses.values()) <= FINAL_STATUSES
 
-        def statuses() -> str:
-            listed = {run_id: run.get("status") for run_id, run in runs.items()}
-            return f"{listed}\n{self.details() if self.details else ''}"
+        def listed() -> str:
+            return f"{statuses}\n{self.details() if self.details else ''}"
 
-        wait_for(finished, timeout, what="every run finished", interval=1, details=statuses)
-        return runs
+        wait_for(finished, timeout, what="every run finished", details=listed)
+        return {run_id: self.run(run_id) for run_id in run_ids}
 
     def wait_for_run(self, run_id: str, timeout: float = RUN_TIMEOUT_S) -> dict:
         return self.wait_for_runs([run_id], timeout)[run_id]
@@ -185,6 +190,8 @@ LAUNCH_RUN = """mutation Launch($params: ExecutionParams!) {
     ... on PythonError { message }
     ... on Error { message }
   } }"""
+RUN_STATUSES = """query Statuses($runIds: [String!]) { runsOrError(filter: {runIds: $runIds}) {
+  __typename ... on Runs { results { runId status } } } }"""
 RUN = """query Run($runId: ID!) { runOrError(runId: $runId) { __typename
   ... on Run { runId status jobName creationTime startTime endTime
     tags { key value } assetSelection { path } assetMaterializations { assetKey { path } } }

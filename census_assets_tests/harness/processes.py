@@ -4,8 +4,9 @@ PostgreSQL and the Google Cloud emulators all start and stop through `ManagedPro
 Each process runs in its own process group (whatever it spawns, a run or a code server, stops with
 it), writes its output to a log file (a pipe nobody reads would block it), is waited for with a
 startup timeout that fails at once, log attached, when it exits instead, and is stopped by its stop
-signals in turn, then SIGKILL to the whole group. While a process runs, a failing test's report
-carries the tail of its log (the hook is in harness/plugin.py).
+signals in turn, then SIGKILL to the whole group (or by SIGKILL alone, kill_all, when what it holds
+is thrown away). While a process runs, a failing test's report carries the tail of its log (the
+hook is in harness/plugin.py).
 """
 
 import os
@@ -184,7 +185,14 @@ def stop_all(processes: Iterable[ManagedProcess], timeout: float = STOP_TIMEOUT_
                 process.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-    for process in started:
-        process.signal_group(signal.SIGKILL)
-        process.process.wait()
-        _STOPPED.add(process.name)
+    kill_all(started)
+
+
+def kill_all(processes: Iterable[ManagedProcess]) -> None:
+    """SIGKILL to every process group, without asking first: for processes whose state is thrown
+    away (a test's deployment at its end), and after the stop signals."""
+    for process in processes:
+        if process.process is not None:
+            process.signal_group(signal.SIGKILL)
+            process.process.wait()
+            _STOPPED.add(process.name)

@@ -18,6 +18,8 @@ from census_assets.settings import load_environment
 TRAINING_CHAIN = ("raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model")
 # One repeat of the 5-fold CV: the same protocol, a third of the fits.
 ONE_CV_REPEAT = {"n_repeats": 1}
+# The same for a run launched through a deployment (GraphQL, the UI's launchpad): its run config.
+ONE_CV_REPEAT_RUN_CONFIG = {"resources": {"training": {"config": ONE_CV_REPEAT}}}
 
 
 def with_fields(resource: dg.ConfigurableResource, **fields) -> dg.ConfigurableResource:

@@ -75,7 +75,7 @@ def test_concept_shift_story_with_a_real_daemon(tmp_path, bundled_raw):
                 )
                 return len(latest) == SHIFTED_BATCHES
 
-            wait_for(measured, WAIT_S, what="every batch scored and measured", interval=2, details=details)
+            wait_for(measured, WAIT_S, what="every batch scored and measured", details=details)
             for name in world.batches:
                 performance = instance.fetch_materializations(
                     dg.AssetRecordsFilter(asset_key=dg.AssetKey("batch_performance"), asset_partitions=[name]),
@@ -95,8 +95,7 @@ def test_concept_shift_story_with_a_real_daemon(tmp_path, bundled_raw):
                 runs = instance.get_runs(dg.RunsFilter(tags={RETRAIN_REASON_TAG: "performance_decay"}))
                 return runs if runs and all(run.is_finished for run in runs) else None
 
-            [run] = wait_for(retrained, WAIT_S, what="the retraining requested and finished", interval=2,
-                             details=details)  # fmt: skip
+            [run] = wait_for(retrained, WAIT_S, what="the retraining requested and finished", details=details)
             assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "census_pipeline"
             assert run.tags[DECAY_EPISODE_TAG].startswith("decay:")
             record = world.registry().production()

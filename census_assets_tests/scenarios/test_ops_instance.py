@@ -4,8 +4,8 @@ One PostgreSQL server (session) and one deployment (module) serve the tests here
 for `census_assets` and a tiny batch-scoring location (ops_code_location.py), dagster-webserver and
 dagster-daemon on a DAGSTER_HOME holding the repo's dagster.yaml with the storage section of
 deploy/dagster.yaml (PostgreSQL, from DAGSTER_PG_*), on a new database where nobody set a pool
-limit. The census source is a 3,000-row sample of the bundled table, so a training run takes
-seconds.
+limit. The census source is a 3,000-row sample of the bundled table, cross-validated with one
+repeat, so a training run takes seconds.
 
 Two training runs are launched through GraphQL at once, the way the UI's "Materialize all" does
 (the implicit asset job, an asset selection, no job tag): the run queue must start the second only
@@ -18,6 +18,7 @@ and daemon, and GraphQL reads it. Run alone with `python -m pytest -m ops`.
 
 import json
 import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ import yaml
 
 from census_assets.assets.specs import POOL_LIMITS, SCORING_POOL
 from census_assets.automation.run_coordinator import PoolLimitsRunCoordinator
-from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, WEBSERVER_ONLY_YAML
+from census_assets_tests.harness.dagster import IN_PROCESS_RUN_CONFIG, REPO_DAGSTER_YAML, WEBSERVER_ONLY_YAML
 from census_assets_tests.harness.graphql import most_at_once
 from census_assets_tests.harness.processes import REPO_ROOT, console_command, inherited_environment
+from census_assets_tests.harness.runner import ONE_CV_REPEAT_RUN_CONFIG
 
 pytestmark = pytest.mark.ops
 
@@ -108,20 +110,25 @@ def dg(*args: str, home: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def dg_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dg_home")
-    (home / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
-    return home
+def dg_results(tmp_path_factory) -> dict[str, Future]:
+    """`dg check defs` and `dg list defs --json`, side by side (each loads the code location in
+    processes of its own), each on a DAGSTER_HOME of its own holding the repo's dagster.yaml."""
+    commands = {"check": ("check", "defs"), "list": ("list", "defs", "--json")}
+    homes = {name: tmp_path_factory.mktemp(f"dg_{name}_home") for name in commands}
+    for home in homes.values():
+        (home / "dagster.yaml").write_text(REPO_DAGSTER_YAML.read_text())
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return {name: pool.submit(dg, *args, home=homes[name]) for name, args in commands.items()}
 
 
-def test_dg_check_defs(dg_home):
-    result = dg("check", "defs", home=dg_home)
+def test_dg_check_defs(dg_results):
+    result = dg_results["check"].result()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout
 
 
-def test_dg_list_defs(dg_home):
-    result = dg("list", "defs", "--json", home=dg_home)
+def test_dg_list_defs(dg_results):
+    result = dg_results["list"].result()
     assert result.returncode == 0, result.stdout + result.stderr
     listed = json.loads(result.stdout)
     assert set(TRAINING_CHAIN) <= {asset["asset_key"] for asset in listed["assets"]}
@@ -204,8 +211,11 @@ def launches(deployment, pg_database) -> dict[str, list[dict]]:
     limits the database held before the first launch."""
     server, database = pg_database["server"], pg_database["env"]["DAGSTER_PG_DB"]
     limits_before = server.query(database, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
-    training = [deployment.launch_assets(TRAINING_CHAIN) for _ in range(2)]
-    scoring = [deployment.launch_assets(["ops_batch_scores"], location=POOLS_LOCATION) for _ in range(3)]
+    training = [deployment.launch_assets(TRAINING_CHAIN, run_config=ONE_CV_REPEAT_RUN_CONFIG) for _ in range(2)]
+    scoring = [
+        deployment.launch_assets(["ops_batch_scores"], location=POOLS_LOCATION, run_config=IN_PROCESS_RUN_CONFIG)
+        for _ in range(3)
+    ]
     runs = deployment.wait_for_runs([*training, *scoring])
     for run_id, run in runs.items():
         run["dequeued"] = deployment.event_times(run_id)["RunStartingEvent"]
