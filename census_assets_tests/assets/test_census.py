@@ -57,7 +57,9 @@ def test_pass_branch_materialises_everything(good_run):
     assert run_dir.name == result.run_id
     assert {p.name for p in run_dir.iterdir()} == ARTIFACTS | {f"{asset}.manifest.json" for asset in ASSETS}
     assert {p.name for p in (storage / "pointers").iterdir()} == {f"{asset}.json" for asset in ASSETS}
-    assert [p.name for p in (storage / "leases").iterdir()] == [f"{result.run_id}.json"]  # the run's own
+    [lease] = (storage / "leases").iterdir()
+    assert lease.name == result.run_id  # the run's own: one record inside per process that worked for it
+    assert [p.suffix for p in lease.iterdir()] == [".json"]
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_census", "clean_census", "features", "cv_accuracy", "lgbm_model"}
     [check] = result.get_asset_check_evaluations()
