@@ -6,7 +6,7 @@ Prints one JSON document.
 - `evaluate_on_rows`: both predictions, the metrics overall and per group, the paired comparison;
 - `audit_same_rows`: both models' per-group rates with their intervals and calibration, the group
   gate, and the challenger's contributions on core.explanations.IMPORTANCE_ROWS rows;
-- `contributions`: those contributions alone (inside audit_same_rows), tree SHAP being its largest part.
+- `contributions`: those contributions alone (a part of audit_same_rows).
 
     python -m benchmarks.evaluation [--repeats 5]
 """
