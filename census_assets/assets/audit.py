@@ -16,7 +16,7 @@ from census_assets.core.fingerprints import content_fingerprint
 from census_assets.core.model_card import card_charts, pipeline_card, render_markdown
 from census_assets.core.promotion import model_version
 from census_assets.core.training import TrainedModel
-from census_assets.metadata import markdown_table, png_markdown
+from census_assets.metadata import markdown_table, markdown_with_pngs, png_markdown
 from census_assets.storage.manifests import utc_now
 
 RATE_COLUMNS = ("accuracy", "true_positive_rate", "false_positive_rate", "selection_rate")
@@ -85,6 +85,7 @@ def audit_metadata(audit: dict, card: dict) -> dict:
     calibration = challenger["calibration"]
     gate = audit["group_gate"]
     between = challenger["between_groups"]
+    charts = card_charts(card)
     metadata = {
         "group_gate": gate["message"] if gate else "no champion: nothing to compare with",
         "per_group_rates": markdown_table(_rates_table(challenger)),
@@ -94,7 +95,7 @@ def audit_metadata(audit: dict, card: dict) -> dict:
             importance_chart_png(pd.DataFrame(audit["importance"]), title="holdout_metrics: mean |contribution|"),
             "importance by mean absolute contribution",
         ),
-        "model_card": dg.MetadataValue.md(render_markdown(card)),
+        "model_card": markdown_with_pngs(render_markdown(card), charts),
     }
     for column, values in between.items():
         metadata[f"demographic_parity_difference {column}"] = values["demographic_parity_difference"]
@@ -104,6 +105,6 @@ def audit_metadata(audit: dict, card: dict) -> dict:
         for value, result in groups.items():
             if result["ece"] is not None:
                 metadata[f"expected_calibration_error {column}={value}"] = result["ece"]
-    for (column, name), png in zip(card["reliability_diagrams"].items(), card_charts(card).values()):
+    for (column, name), png in zip(card["reliability_diagrams"].items(), charts.values()):
         metadata[f"reliability_diagram {column}"] = png_markdown(png, name)
     return metadata

@@ -11,13 +11,13 @@ from census_assets.core.promotion import PromotionDecision, decide_from_evaluati
 from census_assets.core.rebuild import record_build
 from census_assets.core.training import TrainedModel
 from census_assets.failures import refuse, refusing_permanent_errors
-from census_assets.metadata import markdown_table
+from census_assets.metadata import markdown_table, markdown_with_pngs
 from census_assets.resources.audit import AuditSettings
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 from census_assets.sources.common import BUNDLED_SOURCE
 from census_assets.storage.builds import build_files
-from census_assets.storage.cards import promotion_card_files
+from census_assets.storage.cards import CARD_MARKDOWN, promotion_card_files
 from census_assets.storage.registry import POINTER, Registry
 
 
@@ -91,6 +91,10 @@ def production_model(
         }
         evidence = {**decision.evidence(), "evaluation_rows": holdout_metrics["evaluation_rows"]}
         profile = drift_core.fit_reference(clean_census, lgbm_model.vocabulary)
+        card = promotion_card_files(
+            lgbm_model, version, context.run.run_id, holdout_metrics, cv_accuracy["scores"], drift, evidence,
+            audit.calibration_limit,
+        )
         newly_written = model_registry.publish(
             version,
             lgbm_model,
@@ -103,10 +107,7 @@ def production_model(
                     "training_batches": holdout_metrics["training_batches"],
                     "evidence": evidence,
                 },
-                **promotion_card_files(
-                    lgbm_model, version, context.run.run_id, holdout_metrics, cv_accuracy["scores"], drift, evidence,
-                    audit.calibration_limit,
-                ),
+                **card,
                 # The raw rows and the record `census-assets reproduce` rebuilds the version from.
                 **build_files(raw_census, record_build(lgbm_model, raw_census, BUNDLED_SOURCE)),
             },
@@ -125,6 +126,9 @@ def production_model(
                 "already_in_production": unchanged,
                 "decision": decision.message,
                 "evidence": dg.MetadataValue.json(evidence),
+                "model_card": markdown_with_pngs(
+                    card[CARD_MARKDOWN].decode(), {name: data for name, data in card.items() if name.endswith(".png")}
+                ),
                 **metrics,
             }
         )

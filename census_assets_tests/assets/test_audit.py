@@ -1,6 +1,7 @@
 """holdout_metrics' audit fields and metadata, and the card production_model publishes, from two
 small models on the same rows (no run: the helpers are called directly)."""
 
+import base64
 import json
 
 import dagster as dg
@@ -13,7 +14,7 @@ from census_assets.core.audit import audit_same_rows
 from census_assets.core.cleaning import clean
 from census_assets.core.comparison import evaluate_on_rows
 from census_assets.core.fingerprints import content_fingerprint
-from census_assets.core.model_card import render_markdown
+from census_assets.core.model_card import card_charts, render_markdown
 from census_assets.core.promotion import model_version
 from census_assets.storage.cards import CARD_JSON, CARD_MARKDOWN, card_text, promotion_card_files
 from census_assets.storage.objects import LocalObjectStore
@@ -55,7 +56,13 @@ def test_holdout_metadata_shows_the_gate_rates_calibration_charts_and_card(audit
     assert metadata["expected_calibration_error sex=Female"] == female
     sex = audit["challenger"]["between_groups"]["sex"]
     assert metadata["demographic_parity_difference sex"] == sex["demographic_parity_difference"]
-    assert metadata["model_card"].value == render_markdown(audited["fields"]["model_card"])
+    # The card as rendered, each diagram it names embedded (the UI has no folder to fetch them from).
+    card = audited["fields"]["model_card"]
+    embedded = render_markdown(card)
+    for name, png in card_charts(card).items():
+        assert f"]({name})" in embedded
+        embedded = embedded.replace(f"]({name})", f"](data:image/png;base64,{base64.b64encode(png).decode()})")
+    assert metadata["model_card"].value == embedded
     for name in ("reliability_diagram sex", "reliability_diagram race", "importance_by_contribution"):
         assert metadata[name].value.startswith("![") and "data:image/png;base64," in metadata[name].value
     rates = metadata["per_group_rates"].value

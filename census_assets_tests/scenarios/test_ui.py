@@ -187,31 +187,52 @@ def close(page, dialog) -> None:
     expect(dialog).to_have_count(0)
 
 
+def expect_images_decoded(scope, names) -> None:
+    """Each named <img> is visible and holds a PNG that decoded (not a broken link)."""
+    for name in names:
+        image = scope.get_by_role("img", name=name)
+        expect(image).to_be_visible()
+        assert image.evaluate("image => image.complete && image.naturalWidth") > 100, name
+
+
+def open_latest_event(page, server, asset: str, run_id: str) -> None:
+    page.goto(server.url + f"/assets/{asset}?view=events")
+    # The latest materialisation is selected: whole_graph_run's (the gate test's run stops before it).
+    expect(page.get_by_text(re.compile(rf"Materialized in run\s*{run_id[:8]}"))).to_be_visible()
+
+
 @pytest.mark.audit
 def test_browser_shows_the_model_card_and_the_reliability_diagrams(dagster_ui, whole_graph_run, ui):
     server, page = dagster_ui.server, ui.page
     version = json.loads((dagster_ui.storage / "holdout_metrics.json").read_text())["model_version"]
-    page.goto(server.url + "/assets/holdout_metrics?view=events")
-    # The latest materialisation is selected: whole_graph_run's (the gate test's run stops before it).
-    expect(page.get_by_text(re.compile(rf"Materialized in run\s*{whole_graph_run[:8]}"))).to_be_visible()
+    title = f"Model card: census never-married classifier, version {version}"
+    card_diagrams = ["reliability diagram, sex", "reliability diagram, race"]
+    open_latest_event(page, server, "holdout_metrics", whole_graph_run)
     ui.shot("holdout-metrics-event")
 
     card = show_markdown(page, "model_card")
-    title = f"Model card: census never-married classifier, version {version}"
     expect(card.get_by_role("heading", name=title, exact=True)).to_be_visible()
     for section in ("Evaluation", "Per group", "Calibration", "Intended use"):
         expect(card.get_by_role("heading", name=section, exact=True)).to_be_visible()
     expect(card.get_by_role("cell", name="sex=Female", exact=True).first).to_be_visible()  # a table, rendered
+    expect_images_decoded(card, card_diagrams)  # the diagrams the card names, inside the card
     ui.shot("model-card")
     close(page, card)
 
     for column in ("sex", "race"):
         diagram = show_markdown(page, f"reliability_diagram {column}")
-        image = diagram.get_by_role("img", name=f"reliability_{column}.png")
-        expect(image).to_be_visible()
-        assert image.evaluate("image => image.complete && image.naturalWidth") > 100  # a PNG that decoded
+        expect_images_decoded(diagram, [f"reliability_{column}.png"])
         ui.shot(f"reliability-diagram-{column}")
         close(page, diagram)
+
+    # production_model shows the card it published with the version, promotion evidence included.
+    open_latest_event(page, server, "production_model", whole_graph_run)
+    card = show_markdown(page, "model_card")
+    expect(card.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    expect(card.get_by_role("heading", name="Promotion evidence", exact=True)).to_be_visible()
+    expect_images_decoded(card, card_diagrams)
+    ui.shot("production-model-card")
+    close(page, card)
 
 
 def test_browser_lists_the_job_schedule_sensors_and_blocking_check(dagster_ui, ui):
