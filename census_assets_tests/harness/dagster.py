@@ -16,7 +16,6 @@ The instance file under test is written to DAGSTER_HOME as it is, except for the
 dequeue interval (instance_settings_for_tests).
 """
 
-import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -88,7 +87,6 @@ class DagsterDeployment(DagsterGraphQL):
         self.name = name
         self.env = {
             **inherited_environment(),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
             **(env or {}),
             "DAGSTER_HOME": str(self.home),
         }

@@ -38,9 +38,12 @@ def free_port() -> int:
 
 
 def inherited_environment() -> dict[str, str]:
-    """This process's environment without CENSUS_* settings: the processes the tests start run on
-    the defaults whatever the developer's shell or an earlier test has set."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("CENSUS_")}
+    """This process's environment without CENSUS_* settings, and this checkout first on PYTHONPATH:
+    the processes the tests start run the code under test, wherever their working directory and
+    whatever is installed, on the defaults whatever the developer's shell or an earlier test has set."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("CENSUS_")}
+    inherited["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return inherited
 
 
 def console_command(script: str, module: str) -> list[str]:
