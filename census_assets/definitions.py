@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from census_assets.alerts.sensors import asset_health_alert_sensor, census_run_failure_alert
+from census_assets.alerts.sensors import asset_health_alert_sensor, run_failure_alert_sensor
 from census_assets.assets.batches import BATCH_ASSETS
 from census_assets.assets.census import TRAINING_ASSETS
 from census_assets.assets.evaluation import drift, holdout_metrics
@@ -16,7 +16,7 @@ from census_assets.automation.batch_jobs import BATCH_JOBS
 from census_assets.automation.inbox import build_inbox_sensor
 from census_assets.automation.jobs import census_pipeline, rollback_production
 from census_assets.automation.labels import LABEL_JOBS, build_decay_sensor, build_labels_sensor
-from census_assets.automation.rescore import census_rescore
+from census_assets.automation.rescore import build_rescore_sensor
 from census_assets.automation.schedules import weekly_retrain
 from census_assets.automation.sensors import census_automation, census_source_changed
 from census_assets.checks.audit import AUDIT_CHECKS
@@ -129,10 +129,10 @@ def build_definitions(environment: Environment) -> dg.Definitions:
         sensors=[
             census_source_changed,
             census_automation,
-            census_run_failure_alert,
+            run_failure_alert_sensor(environment.alert_interval_seconds),
             asset_health_alert_sensor(environment.alert_interval_seconds),
             build_inbox_sensor(environment.inbox_interval_seconds),
-            census_rescore,
+            build_rescore_sensor(environment.inbox_interval_seconds),
             build_labels_sensor(environment.inbox_interval_seconds),
             # It looks for failed checks, as the asset-health alert sensor does, and as often.
             build_decay_sensor(environment.alert_interval_seconds),

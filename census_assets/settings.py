@@ -413,12 +413,12 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             ALERT_INTERVAL_SECONDS,
             "30",
-            "how often the asset-health alert sensor looks for failed checks and freshness changes, and the "
+            "how often the alert sensors look for failed runs, failed checks and freshness changes, and the "
             "performance-decay sensor for failed performance checks",
             _whole_number("a whole number of seconds, at least 1", minimum=1),
             field="alert_interval_seconds",
-            applies="the code location: `census_asset_health_alert`'s and `census_performance_decay`'s minimum "
-            "interval",
+            applies="the code location: `census_run_failure_alert`'s, `census_asset_health_alert`'s and "
+            "`census_performance_decay`'s minimum interval",
         ),
         Setting(
             FRESHNESS_WARN_HOURS,
@@ -454,11 +454,11 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             INBOX_INTERVAL_SECONDS,
             "30",
-            "how often the `census_inbox` and `census_labels` sensors look (a local file is taken one interval "
-            "after it stops changing)",
+            "how often the `census_inbox`, `census_labels` and `census_rescore` sensors look (a local file is "
+            "taken one interval after it stops changing)",
             _whole_number("a whole number of seconds, at least 1", minimum=1),
             field="inbox_interval_seconds",
-            applies="the code location: `census_inbox`'s and `census_labels`' minimum interval",
+            applies="the code location: `census_inbox`'s, `census_labels`' and `census_rescore`'s minimum interval",
         ),
         Setting(
             LABELS_URL,

@@ -32,13 +32,19 @@ HEALTH_EVENT_TYPES = (
 )
 
 
-@dg.run_failure_sensor(
-    name="census_run_failure_alert",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs a clear alert for every failed run (failed steps and checks) and sends it to the notifier.",
-)
-def census_run_failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier):
-    deliver(context, notifier, [run_failure_payload(context)])
+def run_failure_alert_sensor(minimum_interval_seconds: int = DEFAULT_ALERT_INTERVAL_SECONDS) -> dg.SensorDefinition:
+    """The sensor, looking every `minimum_interval_seconds` (CENSUS_ALERT_INTERVAL_SECONDS)."""
+
+    @dg.run_failure_sensor(
+        name="census_run_failure_alert",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Logs a clear alert for every failed run (failed steps and checks) and sends it to the notifier.",
+    )
+    def census_run_failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier):
+        deliver(context, notifier, [run_failure_payload(context)])
+
+    return census_run_failure_alert
 
 
 def new_health_events(instance: dg.DagsterInstance, after: int) -> list[tuple[int, object]]:

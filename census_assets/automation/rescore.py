@@ -30,13 +30,13 @@ from census_assets.core.batch_summary import behind_production
 from census_assets.core.rescore import RequestError, RescoreRequest, RescoreState
 from census_assets.resources.inbox import LISTING_DEADLINE_S
 from census_assets.resources.storage import ArtifactStorage
+from census_assets.settings import INBOX_INTERVAL_SECONDS, setting
 from census_assets.storage.errors import MissingArtifactError, PermanentStorageError
 from census_assets.storage.objects import ObjectStore
 from census_assets.storage.registry import Registry
 
 REQUESTS = "requests/rescore"
 SENSOR_NAME = "census_rescore"
-INTERVAL_SECONDS = 30
 
 
 def request_rescore(store: ObjectStore, everything: bool, now: datetime | None = None) -> list[str]:
@@ -50,8 +50,9 @@ def request_rescore(store: ObjectStore, everything: bool, now: datetime | None =
     which = "every batch" if everything else f"the batches scored by another model than production {production}"
     return [
         f"re-score requested: {which} (request {request.id}, {store.url(name)})",
-        f"the {SENSOR_NAME} sensor queues one run of {score_batches.name} per batch within "
-        f"{INTERVAL_SECONDS} s; its ticks in the UI list them (needs the Dagster daemon)",
+        f"the {SENSOR_NAME} sensor queues one run of {score_batches.name} per batch on its next tick "
+        f"(every {INBOX_INTERVAL_SECONDS}, {setting(INBOX_INTERVAL_SECONDS).default_value} s by default); "
+        "its ticks in the UI list them (needs the Dagster daemon)",
     ]
 
 
@@ -134,16 +135,23 @@ def rescore_tick(context: dg.SensorEvaluationContext, storage: ArtifactStorage, 
     )
 
 
-@dg.sensor(
-    name=SENSOR_NAME,
-    job=score_batches,
-    minimum_interval_seconds=INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Carries out `census-assets rescore`: one run of score_batches per batch to re-score "
-    "(those behind production, or every batch with --all); launches nothing without a request.",
-)
-def census_rescore(
-    context: dg.SensorEvaluationContext, storage: ArtifactStorage, model_registry: dg.ResourceParam[Registry]
-):
-    """Reads new requests from <storage>/requests/rescore/ and queues their runs, a bounded number a tick."""
-    return rescore_tick(context, storage, model_registry)
+def build_rescore_sensor(
+    minimum_interval_seconds: int = setting(INBOX_INTERVAL_SECONDS).default_value,
+) -> dg.SensorDefinition:
+    """The sensor, looking as often as the inbox sensor (CENSUS_INBOX_INTERVAL_SECONDS)."""
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        job=score_batches,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Carries out `census-assets rescore`: one run of score_batches per batch to re-score "
+        "(those behind production, or every batch with --all); launches nothing without a request.",
+    )
+    def census_rescore(
+        context: dg.SensorEvaluationContext, storage: ArtifactStorage, model_registry: dg.ResourceParam[Registry]
+    ):
+        """Reads new requests from <storage>/requests/rescore/ and queues their runs, a bounded number a tick."""
+        return rescore_tick(context, storage, model_registry)
+
+    return census_rescore

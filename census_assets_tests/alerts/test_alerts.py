@@ -14,14 +14,16 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
-from census_assets.alerts.sensors import MAX_ALERTS_PER_TICK, asset_health_alert_sensor, census_run_failure_alert
+from census_assets.alerts.sensors import MAX_ALERTS_PER_TICK, asset_health_alert_sensor, run_failure_alert_sensor
 from census_assets.definitions import build_definitions
 from census_assets.resources.notifier import AlertDeliveryError, AlertNotifier
 from census_assets.settings import ALERT_WEBHOOK_URL, SLACK_TOKEN, SettingsError, load_environment
 from census_assets_tests.harness.runner import failure_context
 from census_assets_tests.harness.webhook import Recorder
 
-census_asset_health_alert = asset_health_alert_sensor()  # as definitions.py builds it, default interval
+# As definitions.py builds them, default intervals.
+census_asset_health_alert = asset_health_alert_sensor()
+census_run_failure_alert = run_failure_alert_sensor()
 pytestmark = pytest.mark.ops
 
 

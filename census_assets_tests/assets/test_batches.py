@@ -23,7 +23,7 @@ import pytest
 from census_assets import cli as census_cli
 from census_assets.assets.batches import batch_records, census_batches, scored_batch
 from census_assets.automation.inbox import build_inbox_sensor
-from census_assets.automation.rescore import REQUESTS, census_rescore, request_rescore
+from census_assets.automation.rescore import REQUESTS, build_rescore_sensor, request_rescore
 from census_assets.core.batch_names import partition_key
 from census_assets.core.batch_summary import behind_production
 from census_assets.core.batches import read_batch
@@ -40,6 +40,7 @@ from census_assets_tests.harness.runner import run_graph, step_failure_message
 from census_assets_tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.batches
+census_rescore = build_rescore_sensor()
 
 
 def environment(storage, inbox, **extra) -> dict:

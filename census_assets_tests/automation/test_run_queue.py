@@ -404,6 +404,8 @@ def killed_training_run(base: Path, small_holdout: Path) -> dict:
         "CENSUS_STORAGE_URL": str(storage),
         "CENSUS_HOLDOUT": str(small_holdout),
         "CENSUS_ALERT_WEBHOOK_URL": hook.url,
+        # The alert sensor ticks as often as the daemon allows: the test waits for its ticks.
+        "CENSUS_ALERT_INTERVAL_SECONDS": "1",
     }
     dev = DagsterDev(base / "repo", env, home=base / "repo" / ".dagster_home")
     instance = None

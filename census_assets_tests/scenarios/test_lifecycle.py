@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from census_assets import cli as census_cli
-from census_assets.alerts.sensors import census_run_failure_alert
+from census_assets.alerts.sensors import run_failure_alert_sensor
 from census_assets.assets.specs import GATED_EAGER
 from census_assets.automation.jobs import census_pipeline
 from census_assets.automation.schedules import weekly_retrain
@@ -44,6 +44,7 @@ from census_assets_tests.harness.runner import (
 from census_assets_tests.harness.webhook import Recorder
 
 pytestmark = pytest.mark.lifecycle
+census_run_failure_alert = run_failure_alert_sensor()
 
 REGISTRY_PATHS = ("models", "promotions", "production.json")
 
