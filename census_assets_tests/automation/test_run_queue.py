@@ -187,6 +187,7 @@ def test_importing_the_code_location_writes_nothing_and_loads_no_model_library(t
     shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
     script = (
         "import sys, dagster as dg, census_assets, census_assets.automation.run_coordinator\n"
+        "assert isinstance(census_assets.defs, dg.Definitions)\n"  # the code location, as `-m census_assets` loads it
         "print(sorted(m for m in ('lightgbm', 'sklearn', 'matplotlib') if m in sys.modules))\n"
     )
     env = {**inherited_environment(), "DAGSTER_HOME": str(home)}
@@ -194,6 +195,25 @@ def test_importing_the_code_location_writes_nothing_and_loads_no_model_library(t
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
     assert sorted(path.name for path in home.iterdir()) == ["dagster.yaml"]
+
+
+def test_the_run_coordinator_loads_without_the_code_location_and_its_settings():
+    """The webserver and the daemon import the coordinator (dagster.yaml) when they load the
+    instance: the code location is not built there, so a malformed CENSUS_* variable fails the code
+    location (with its name) and not the instance."""
+    script = (
+        "import sys, census_assets.automation.run_coordinator as coordinator\n"
+        "print(coordinator.PoolLimitsRunCoordinator.__name__, 'census_assets.definitions' in sys.modules)\n"
+    )
+    env = {**inherited_environment(), "CENSUS_ACCURACY_THRESHOLD": "high"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["PoolLimitsRunCoordinator", "False"]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import census_assets; census_assets.defs"], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert loaded.returncode != 0 and "CENSUS_ACCURACY_THRESHOLD='high'" in loaded.stderr, loaded.stderr[-3000:]
 
 
 # ---- `dagster dev` as an operator runs it -----------------------------------------------------------
