@@ -5,7 +5,7 @@ importing a submodule, such as the run coordinator the webserver and the daemon 
 dagster.yaml or the `census-assets` CLI, neither builds it nor reads the CENSUS_* variables.
 """
 
-from census_assets.core.lightgbm_runtime import _import_long_lived
+from census_assets.core.lightgbm_runtime import import_long_lived
 
 __all__ = ["defs"]
 
@@ -14,7 +14,7 @@ def __getattr__(name: str):
     if name == "defs":
         # The code location's modules (pandas', ours and what they import) live as long as the
         # process: imported with the collector paused and frozen after, as LightGBM's are.
-        _import_long_lived("census_assets.definitions")
+        import_long_lived("census_assets.definitions")
         from census_assets.definitions import defs
 
         globals()["defs"] = defs

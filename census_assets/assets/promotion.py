@@ -109,7 +109,7 @@ def production_model(
                 },
                 **card,
                 # The raw rows and the record `census-assets reproduce` rebuilds the version from.
-                **build_files(raw_census, record_build(lgbm_model, raw_census, BUNDLED_SOURCE)),
+                **build_files(raw_census, record_build(lgbm_model, raw_census, BUNDLED_SOURCE, cleaned=clean_census)),
             },
         )
         # Retraining to the very same model is not a promotion: the pointer and history stay as they are.

@@ -5,7 +5,7 @@ libgomp reads OMP_WAIT_POLICY when it is loaded (`import lightgbm` loads it), ne
 idle OpenMP threads spin for a while before sleeping. Importing this module (or anything in
 census_assets.core, whose __init__ sets the same default) puts PASSIVE in the environment first;
 a user's explicit OMP_WAIT_POLICY wins. The first import runs with the garbage collector paused and
-freezes what it loaded (_import_long_lived says why).
+freezes what it loaded (import_long_lived says why).
 
     from census_assets.core.lightgbm_runtime import lightgbm
     lgb = lightgbm()                      # the lightgbm module, imported when first needed
@@ -45,11 +45,11 @@ def lightgbm(submodule: str = "") -> ModuleType:
     if "lightgbm" not in sys.modules:
         with _FIRST_IMPORT:
             if "lightgbm" not in sys.modules:
-                _import_long_lived("lightgbm")
+                import_long_lived("lightgbm")
     return importlib.import_module(f"lightgbm.{submodule}" if submodule else "lightgbm")
 
 
-def _import_long_lived(name: str) -> None:
+def import_long_lived(name: str) -> None:
     """Import a module whose objects live until the process ends, and freeze them.
 
     LightGBM brings scikit-learn and SciPy: with Dagster's and pandas' modules already loaded they

@@ -53,12 +53,17 @@ class BuildRecord:
                    dict(data["libraries"]))
 
 
-def record_build(model: TrainedModel, raw: pd.DataFrame, fixed_vocabulary: str) -> BuildRecord:
+def record_build(
+    model: TrainedModel, raw: pd.DataFrame, fixed_vocabulary: str, cleaned: pd.DataFrame | None = None
+) -> BuildRecord:
     """The record of a model fitted here from these raw rows: its parameters as the saved model
     reports them, and FIT_VOCABULARY when its vocabulary is the one the rows give, else
-    `fixed_vocabulary` (the name of the vocabulary the pipeline was configured with)."""
+    `fixed_vocabulary` (the name of the vocabulary the pipeline was configured with). `cleaned`:
+    the rows as clean_census holds them, when the caller has them (cleaning again would hold a
+    second copy of the table)."""
     saved = lightgbm().Booster(model_str=model.booster.model_to_string())
-    fitted = Vocabulary.fit(clean(validate_source(raw))) == model.vocabulary
+    cleaned = clean(validate_source(raw)) if cleaned is None else cleaned
+    fitted = Vocabulary.fit(cleaned) == model.vocabulary
     return BuildRecord(dict(saved.params), FIT_VOCABULARY if fitted else fixed_vocabulary, len(raw), code_versions())
 
 

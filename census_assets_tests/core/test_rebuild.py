@@ -78,6 +78,14 @@ def test_library_changes_are_named():
     ]
 
 
+def test_the_cleaned_rows_a_caller_has_give_the_same_record(raw, built):
+    model, record = built
+    assert record_build(model, raw, "bundled", cleaned=clean(raw)) == record
+    bundled = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
+    fixed = pipeline_model(raw, bundled)
+    assert record_build(fixed, raw, "bundled", cleaned=clean(raw)).vocabulary == "bundled"
+
+
 def test_a_fixed_vocabulary_is_recorded_and_needed(raw):
     bundled = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
     model = pipeline_model(raw, bundled)
