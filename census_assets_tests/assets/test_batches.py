@@ -37,6 +37,7 @@ from census_assets.storage.objects import open_store
 from census_assets.storage.registry import Registry
 from census_assets_tests.harness.dagster import REPO_DAGSTER_YAML, dagster_deployment
 from census_assets_tests.harness.runner import run_graph, step_failure_message
+from census_assets_tests.harness.sensors import SensorTicks
 from census_assets_tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.batches
@@ -112,32 +113,17 @@ def write_batches(inbox: Path, holdout: pd.DataFrame) -> dict[str, Path]:
 # ---- the sensor ---------------------------------------------------------------------------------
 
 
-class SensorHarness:
-    """Evaluates census_inbox tick after tick as the daemon would: cursor carried over, requested
-    partitions added to the instance, resources as definitions.py binds them."""
+class SensorHarness(SensorTicks):
+    """census_inbox tick after tick as the daemon would, resources as definitions.py binds them."""
 
     def __init__(self, inbox_url: str, storage, home: Path):
         # A persistent instance: the sensor context loads dynamic partitions through its ref.
         home.mkdir(parents=True, exist_ok=True)
-        self.instance = dg.DagsterInstance.local_temp(tempdir=str(home))
-        self.definitions = definitions(storage, inbox_url)
-        self.resources = {name: self.definitions.resources[name] for name in ("inbox", "model_registry")}
-        self.sensor = build_inbox_sensor()
-        self.cursor = None
-
-    def tick(self):
-        with dg.build_sensor_context(
-            cursor=self.cursor,
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            resources=self.resources,
-            definitions=self.definitions,
-        ) as context:
-            result = self.sensor.evaluate_tick(context)
-        self.cursor = result.cursor
-        for request in result.dynamic_partitions_requests:
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        return result
+        definitions_ = definitions(storage, inbox_url)
+        resources = {name: definitions_.resources[name] for name in ("inbox", "model_registry")}
+        super().__init__(
+            build_inbox_sensor(), dg.DagsterInstance.local_temp(tempdir=str(home)), resources, definitions_
+        )
 
     def scoring_requests(self, result) -> dict[str, dg.RunRequest]:
         return {r.partition_key: r for r in result.run_requests if r.job_name == "score_batches"}
@@ -420,28 +406,12 @@ def test_rescore_after_a_promotion_names_the_new_version(scored, trained, tmp_pa
 # ---- census-assets rescore: a request, carried out by the census_rescore sensor --------------------
 
 
-class RescoreSensor:
+def rescore_sensor(storage, inbox, instance: dg.DagsterInstance) -> SensorTicks:
     """census_rescore evaluated as the daemon would, on `instance`, cursor carried over."""
-
-    def __init__(self, storage, inbox, instance: dg.DagsterInstance):
-        self.instance, self.cursor = instance, None
-        self.definitions = definitions(storage, inbox)
-        self.resources = {
-            "storage": ArtifactStorage(url=str(storage)),
-            "model_registry": self.definitions.resources["model_registry"],
-        }
-
-    def tick(self):
-        with dg.build_sensor_context(
-            cursor=self.cursor,
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            resources=self.resources,
-            definitions=self.definitions,
-        ) as context:
-            result = census_rescore.evaluate_tick(context)
-        self.cursor = result.cursor
-        return result
+    definitions_ = definitions(storage, inbox)
+    registry = definitions_.resources["model_registry"]
+    resources = {"storage": ArtifactStorage(url=str(storage)), "model_registry": registry}
+    return SensorTicks(census_rescore, instance, resources, definitions_)
 
 
 def test_rescore_request_names_what_it_asks_and_needs_a_production_model(trained, tmp_path):
@@ -478,7 +448,7 @@ def test_rescore_all_is_one_run_per_partition_so_a_key_with_a_comma_fails_alone(
     version_b = promote_b(storage, trained)
 
     request_rescore(open_store(str(storage)), everything=True)
-    sensor = RescoreSensor(storage, inbox, instance)
+    sensor = rescore_sensor(storage, inbox, instance)
     result = sensor.tick()
     requests = {r.partition_key: r for r in result.run_requests}
     assert set(requests) == {"good.csv", "odd,key"}  # one run each

@@ -37,6 +37,7 @@ from census_assets_tests.harness.runner import (
     failure_messages,
     materialized,
 )
+from census_assets_tests.harness.sensors import SensorTicks
 from census_assets_tests.scenarios.loop_world import (
     BATCH_ROWS,
     CONTROL_BATCHES,
@@ -170,7 +171,7 @@ def test_performance_summary_puts_estimate_realized_and_drift_side_by_side(shift
 def retrained(shifted):
     """The decay sensor's first tick, and the retraining it requests run as census_pipeline would."""
     world, _ = shifted
-    tick = DecaySensor(world, RecordingNotifier())
+    tick = decay_sensor(world, RecordingNotifier()).tick
     [request] = tick().run_requests
     result = world.train(tags=request.tags)
     return world, tick, request, result
@@ -187,21 +188,10 @@ class RecordingNotifier(AlertNotifier):
 SENT: list[dict] = []
 
 
-class DecaySensor:
+def decay_sensor(world: World, notifier: AlertNotifier) -> SensorTicks:
     """census_performance_decay evaluated tick after tick, its cursor carried over."""
-
-    def __init__(self, world: World, notifier: AlertNotifier):
-        self.world, self.notifier, self.cursor = world, notifier, None
-        self.sensor = build_decay_sensor()
-
-    def __call__(self) -> dg.SensorResult:
-        with dg.build_sensor_context(
-            cursor=self.cursor, instance=self.world.instance,
-            resources={"model_registry": self.world.registry(), "notifier": self.notifier},
-        ) as context:  # fmt: skip
-            result = self.sensor.evaluate_tick(context)
-        self.cursor = result.cursor
-        return result
+    resources = {"model_registry": world.registry(), "notifier": notifier}
+    return SensorTicks(build_decay_sensor(), world.instance, resources)
 
 
 def test_decay_requests_one_retraining_that_says_why(retrained):
@@ -323,15 +313,9 @@ def test_labels_sensor_takes_stable_label_files_of_scored_batches_and_refuses_od
     labels = world.root / "labels"
     (labels / "unscored.csv").write_text("marital_status\nDivorced\n")
     (labels / "link.csv").symlink_to(labels / "control0.csv")
-    sensor, defs, cursor = build_labels_sensor(), world.definitions, None
-    results = []
-    for _ in range(3):
-        with dg.build_sensor_context(
-            cursor=cursor, instance=world.instance, instance_ref=world.instance.get_ref(),
-            resources={"labels": defs.resources["labels"]}, definitions=defs,
-        ) as context:  # fmt: skip
-            results.append(sensor.evaluate_tick(context))
-        cursor = results[-1].cursor
+    defs = world.definitions
+    sensor = SensorTicks(build_labels_sensor(), world.instance, {"labels": defs.resources["labels"]}, defs)
+    results = [sensor.tick() for _ in range(3)]
     measuring = [{r.partition_key for r in t.run_requests if r.job_name == "measure_performance"} for t in results]
     # Seen once: a local file may still be being written. The measuring done so far: summarised.
     assert measuring[0] == set() and [r.job_name for r in results[0].run_requests] == ["summarize_performance"]
