@@ -31,6 +31,28 @@ def test_bench_prints_one_json_line_with_every_stage():
     assert all(stage["peak_rss_mib"] > 0 for stage in report["ours"].values())
 
 
+def run_json(*args: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_evaluation_benchmark_times_both_models_and_its_parts():
+    report = run_json("benchmarks.evaluation", "--repeats", "1")
+    assert len(report["both_models_wall_seconds"]) == 1 and report["both_models_wall_seconds"][0] > 0
+    assert set(report["median_wall_seconds"]) == {"evaluate_on_rows", "audit_same_rows", "contributions"}
+
+
+@pytest.mark.slow
+def test_the_reasons_benchmark_scores_with_and_without_reasons():
+    report = run_json("benchmarks.reasons", "--scales", "1", "--repeats", "1")
+    scale = report["1x"]
+    assert report["explain"] == 3 and scale["rows"] == 16281
+    assert scale["with_reasons"]["scoring_seconds"] > scale["without_reasons"]["scoring_seconds"] > 0
+
+
 def test_the_wheel_ships_census_assets_and_every_subpackage_only():
     """What setuptools' find, as pyproject.toml configures it, puts in the wheel."""
     find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
