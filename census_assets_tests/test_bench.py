@@ -53,6 +53,14 @@ def test_the_reasons_benchmark_scores_with_and_without_reasons():
     assert scale["with_reasons"]["scoring_seconds"] > scale["without_reasons"]["scoring_seconds"] > 0
 
 
+@pytest.mark.slow
+def test_the_training_run_alone_reports_its_steps_and_peak_memory():
+    report = run_json("benchmarks.bench", "--training-run-only")
+    run = report["training"]
+    assert report["scale"] == 1 and run["peak_rss_mib"] > 0 and run["wall_seconds"] >= run["run_seconds"] > 0
+    assert {"raw_census", "cv_accuracy", "lgbm_model", "production_model"} <= set(run["step_seconds"])
+
+
 def test_the_wheel_ships_census_assets_and_every_subpackage_only():
     """What setuptools' find, as pyproject.toml configures it, puts in the wheel."""
     find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
