@@ -27,7 +27,7 @@ import traceback
 import pandas as pd
 
 from census_assets.core.cleaning import CleaningError
-from census_assets.core.explanations import INPUT_COLUMNS, explain_frame
+from census_assets.core.explanations import INPUT_COLUMNS
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PROBABILITY, ScoringError
 from census_assets.core.validation import SourceValidationError
@@ -165,10 +165,8 @@ def predict(args: argparse.Namespace) -> None:
     output = Output(args.output, args.input, env)
     try:
         models = registry(args.storage, env)
-        pointer, scored = score_with_production(read_input(args.input, env), models, args.strict)
+        pointer, scored = score_with_production(read_input(args.input, env), models, args.strict, args.explain or 0)
         frame = scored.frame
-        if args.explain:
-            frame = explain_frame(models.load(pointer["version"]), frame, args.explain)
         output.write(encode_output(frame, args.output))
     finally:
         output.discard()

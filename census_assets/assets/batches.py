@@ -6,7 +6,6 @@ The inbox sensor (automation/inbox.py) registers the partitions and requests one
 changed file; the drift check per partition is checks/batches.py. docs/batches.md.
 """
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from census_assets.core.batch_names import is_safe_key
 from census_assets.core.batch_summary import behind_production, drift_chart_png, summary_table
 from census_assets.core.drift import ReferenceProfile
 from census_assets.core.evaluation import estimated_accuracy
-from census_assets.core.explanations import INPUT_COLUMNS, explain_frame
+from census_assets.core.explanations import INPUT_COLUMNS
 from census_assets.core.schema import SchemaError
 from census_assets.core.scoring import FLAG, PREDICTION, PROBABILITY, ScoringError
 from census_assets.failures import refuse
@@ -75,10 +74,7 @@ def score_batch(raw: pd.DataFrame, model_registry: Registry, threads: int = 1, e
     --explain K` adds them (their time counted in the scoring's)."""
     started = time.perf_counter()
     with _limit_threads(threads):
-        pointer, scored = score_with_production(raw, model_registry)
-        if explain:
-            model = model_registry.load(pointer["version"])
-            scored = dataclasses.replace(scored, frame=explain_frame(model, scored.frame, explain))
+        pointer, scored = score_with_production(raw, model_registry, explain=explain)
     seconds = time.perf_counter() - started
     reference = ReferenceProfile.from_dict(model_registry.read_json(pointer["version"], REFERENCE_PROFILE))
     return pointer, scored, core.batch_drift(reference, scored), seconds
