@@ -50,18 +50,19 @@ def _plottable(metrics: dict[str, float]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
-def refuse_if_refitted(context: dg.AssetExecutionContext, upstream: str) -> None:
-    """`upstream` must be the table lgbm_model learnt from, i.e. not materialised again since the
-    model was (a re-materialised raw_census may hold another split, a re-materialised clean_census
-    other rows)."""
-    latest = {
-        name: context.instance.get_latest_materialization_event(dg.AssetKey(name)) for name in (upstream, "lgbm_model")
-    }
-    if all(latest.values()) and latest[upstream].timestamp > latest["lgbm_model"].timestamp:
-        raise refuse(
-            f"{upstream} was materialised after lgbm_model, so it is not the data the model was "
-            "trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
-        )
+def refuse_if_refitted(context: dg.AssetExecutionContext, *upstreams: str) -> None:
+    """Each of `upstreams` must be the table lgbm_model learnt from, i.e. not materialised again
+    since the model was (a re-materialised raw_census may hold another split, a re-materialised
+    clean_census other rows)."""
+    keys = [dg.AssetKey(name) for name in (*upstreams, "lgbm_model")]
+    latest = context.instance.get_latest_materialization_events(keys)  # one query for all
+    model = latest[keys[-1]]
+    for key in keys[:-1]:
+        if model and latest[key] and latest[key].timestamp > model.timestamp:
+            raise refuse(
+                f"{key.to_user_string()} was materialised after lgbm_model, so it is not the data the model "
+                "was trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
+            )
 
 
 def evaluation_rows(

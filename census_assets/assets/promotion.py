@@ -64,8 +64,7 @@ def production_model(
                 f"lgbm_model is {version} but holdout_metrics evaluated {holdout_metrics['model_version']}: "
                 "materialise holdout_metrics first"
             )
-        refuse_if_refitted(context, "clean_census")
-        refuse_if_refitted(context, "raw_census")
+        refuse_if_refitted(context, "clean_census", "raw_census")
         champion = model_registry.pointer()
         problems, decision = promotion_problems(holdout_metrics, drift, training, lifecycle)
         gate = holdout_metrics["audit"]["group_gate"]

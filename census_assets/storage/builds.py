@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from census_assets.core.rebuild import BuildRecord
+from census_assets.storage.codecs import parquet_bytes
 from census_assets.storage.errors import RegistryError
 from census_assets.storage.registry import Registry
 
@@ -23,9 +24,8 @@ class NotReproducibleError(RegistryError):
 
 def build_files(raw: pd.DataFrame, record: BuildRecord) -> dict[str, Any]:
     """The files Registry.publish writes with the version."""
-    buffer = io.BytesIO()
-    raw.to_parquet(buffer, index=False)
-    return {TRAINING_SNAPSHOT: buffer.getvalue(), BUILD_RECORD: record.to_dict()}
+    # Snappy, pandas' default, which the snapshots were always written with.
+    return {TRAINING_SNAPSHOT: parquet_bytes(raw, "snappy"), BUILD_RECORD: record.to_dict()}
 
 
 def _snapshot(registry: Registry, version: str) -> str:

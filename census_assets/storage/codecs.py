@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import weakref
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -35,11 +36,24 @@ class Codec:
     decode: Callable[[Reader, Callable[[str], str]], Any]
 
 
-def _encode_frame(frame: pd.DataFrame) -> dict[str, bytes]:
+def parquet_bytes(frame: pd.DataFrame, compression: str) -> bytes:
+    """What frame.to_parquet(compression=compression, index=False) writes, byte for byte, with
+    frame.attrs (the feature vocabulary) in the key-value metadata under pandas' key, so pandas
+    reads them back. The columns are converted one after the other: pandas would start a thread
+    pool per frame for it, whose threads cost more to start than they save at this table's size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    if frame.attrs:
+        table = table.replace_schema_metadata({**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)})
     buffer = io.BytesIO()
-    # pandas keeps frame.attrs (the feature vocabulary) in the Parquet key-value metadata.
-    frame.to_parquet(buffer, compression="zstd", index=False)
-    return {PARQUET: buffer.getvalue()}
+    pq.write_table(table, buffer, compression=compression)
+    return buffer.getvalue()
+
+
+def _encode_frame(frame: pd.DataFrame) -> dict[str, bytes]:
+    return {PARQUET: parquet_bytes(frame, "zstd")}
 
 
 def _decode_frame(read: Reader, url: Callable[[str], str]) -> pd.DataFrame:
@@ -79,12 +93,22 @@ def check_model_text(text: str, url: str) -> None:
         raise CorruptArtifactError(f"{url} is not a complete LightGBM model: {problem}")
 
 
-def _encode_model(model: TrainedModel) -> dict[str, bytes]:
-    files = {
-        MODEL_VOCABULARY: json_bytes(model.vocabulary.to_dict()),
+# Each booster's JSON dump, as written or read with it: dumping costs more than the rest of the
+# model's files together, and a model loaded from storage is written again as it is (the registry
+# publishes the lgbm_model that holdout_metrics evaluated).
+_JSON_DUMPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _json_dump(booster) -> bytes:
+    dump = _JSON_DUMPS.get(booster)
+    if dump is None:
         # Compact: json's C encoder (indentation falls back to the pure-Python one, 10x slower).
-        JSON: json.dumps(model.booster.dump_model(), separators=(",", ":")).encode(),
-    }
+        dump = _JSON_DUMPS[booster] = json.dumps(booster.dump_model(), separators=(",", ":")).encode()
+    return dump
+
+
+def _encode_model(model: TrainedModel) -> dict[str, bytes]:
+    files = {MODEL_VOCABULARY: json_bytes(model.vocabulary.to_dict()), JSON: _json_dump(model.booster)}
     if model.importance_chart is not None:
         files[MODEL_IMPORTANCE] = model.importance_chart
     files[MODEL_TEXT] = model.booster.model_to_string().encode()
@@ -103,11 +127,12 @@ def _decode_model(read: Reader, url: Callable[[str], str]) -> TrainedModel:
         vocabulary = Vocabulary.from_dict(parse_json(read(MODEL_VOCABULARY), url(MODEL_VOCABULARY)))
     except (TypeError, ValueError, AttributeError) as error:
         raise CorruptArtifactError(f"{url(MODEL_VOCABULARY)} is not a vocabulary ({error})") from None
-    read(JSON)  # unused here, but part of the set: a damaged JSON dump is refused like the rest
+    dump = read(JSON)  # part of the set: a damaged JSON dump is refused like the rest
     try:
         booster = lightgbm().Booster(model_str=text)
     except Exception as error:  # LightGBMError: the text parsed as far as the check sees, no further
         raise CorruptArtifactError(f"{url(MODEL_TEXT)} cannot be loaded by LightGBM ({error})") from None
+    _JSON_DUMPS[booster] = dump
     if booster.feature_name() != vocabulary.feature_names:
         raise CorruptArtifactError(
             f"{url(MODEL_TEXT)} does not match {url(MODEL_VOCABULARY)}: the model's features are not "
