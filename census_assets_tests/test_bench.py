@@ -87,7 +87,8 @@ def test_census_assets_never_imports_the_tests_or_the_benchmark():
 
 def test_the_floor_graph_has_the_training_selections_shape():
     """Rebuilt from the real Definitions, the floor has the same ops, assets, edges and blocking
-    checks; its ops only report success."""
+    checks, and passes a value (None, in memory) along each edge where the real graph passes one;
+    its ops only report success."""
     shape = graph_shape(defs, TRAINING_SELECTION)
     floor = floor_definitions(shape)
     assert graph_shape(floor, TRAINING_SELECTION) == shape
@@ -95,8 +96,16 @@ def test_the_floor_graph_has_the_training_selections_shape():
     checks = [check for op in shape["ops"] for check in op["checks"]]
     assert {("raw_census",), ("cv_accuracy",), ("lgbm_model",), ("production_model",)} <= assets
     assert any(check["blocking"] for check in checks) and shape["executor"] == defs.executor.name
+    ops = {op["name"]: op for op in shape["ops"]}
+    # production_model reads values and hands none to the IO manager; raw_census stores its table.
+    assert ["lgbm_model"] in ops["production_model"]["inputs"] and not ops["production_model"]["assets"][0]["stored"]
+    assert ops["raw_census"]["assets"][0]["stored"] and ops["raw_census"]["inputs"] == []  # its source: no value
 
     result = dg.materialize([*floor.assets, *floor.asset_checks], selection=TRAINING_SELECTION)
     assert result.success
+    events = [event.event_type_value for event in result.all_events]
+    assert events.count("LOADED_INPUT") == sum(len(op["inputs"]) for op in shape["ops"])
+    stored = sum(asset["stored"] for op in shape["ops"] for asset in op["assets"])
+    assert events.count("HANDLED_OUTPUT") == stored > 0
     assert len(result.get_asset_materialization_events()) == len(assets)
     assert [evaluation.passed for evaluation in result.get_asset_check_evaluations()] == [True] * len(checks)
