@@ -3,8 +3,10 @@
 import base64
 import re
 
+import pandas as pd
+
 from census_assets.core.model_card import card_charts, render_markdown
-from census_assets.metadata import markdown_with_pngs, png_data_uri, png_markdown
+from census_assets.metadata import markdown_table, markdown_with_pngs, png_data_uri, png_markdown
 from census_assets_tests.tiny_models import a_card
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,3 +40,12 @@ def test_a_model_cards_diagrams_are_embedded_where_it_names_them():
 def test_images_naming_other_files_and_plain_links_are_left_as_they_are():
     markdown = "[the card](model_card.md) ![other](other.png)"
     assert markdown_with_pngs(markdown, {"reliability_sex.png": PNG_SIGNATURE}).value == markdown
+
+
+def test_markdown_table_keeps_every_cell_and_escapes_what_would_break_a_row():
+    frame = pd.DataFrame({"group": ["a|b", "line\nbreak", None], "rows": [3, 10, 7], "rate": [0.25, float("nan"), 1e-05]})
+    lines = markdown_table(frame).value.splitlines()
+    assert lines[:2] == ["| group | rows | rate |", "|:---|---:|---:|"]  # text left, numbers right
+    assert lines[2:] == ["| a\\|b | 3 | 0.25 |", "| line break | 10 |  |", "|  | 7 | 1e-05 |"]
+    # Each row splits into its cells at the unescaped pipes: the UI shows three columns.
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 5 for line in lines)

@@ -14,6 +14,7 @@ from census_assets.core import drift as drift_core
 from census_assets.core.cleaning import clean
 from census_assets.core.comparison import CHALLENGER, CHAMPION, evaluate_on_rows
 from census_assets.core.evaluation_window import EvaluationPlan, LabelledBatch, plan_evaluation
+from census_assets.core.file_formats import parquet_frame
 from census_assets.core.promotion import model_version
 from census_assets.core.schema import SchemaError, validate_source
 from census_assets.core.training import TrainedModel
@@ -35,7 +36,7 @@ TRAINING_METRICS = "training_metrics.json"
 
 def read_holdout() -> pd.DataFrame:
     """The bundled adult.test table, raw, in the source schema."""
-    return validate_source(pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)))
+    return validate_source(parquet_frame(bundled_file(BUNDLED_HOLDOUT)))
 
 
 def trained_batches(registry: Registry, version: str) -> tuple[LabelledBatch, ...]:

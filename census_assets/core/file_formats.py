@@ -1,10 +1,15 @@
-"""The table files the package reads (training sources, inbox batches, `census-assets predict`'s
-input and output): which suffix is which format, and reading one."""
+"""The table files the package reads and writes (training sources, inbox batches, `census-assets
+predict`'s input and output, the stored tables): which suffix is which format, reading one, and
+Parquet both ways."""
 
 import io
+import json
 from os import PathLike
 
 import pandas as pd
+
+# Where pandas keeps DataFrame.attrs in a Parquet file's key-value metadata.
+PANDAS_ATTRS = "PANDAS_ATTRS"
 
 FILE_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SUFFIXES = tuple(FILE_FORMATS)
@@ -26,7 +31,38 @@ def file_format(name: str) -> str:
 def read_table(data: bytes | str | PathLike, name: str) -> pd.DataFrame:
     """A file's rows, given its bytes or a local path, in the format its `name` says (a `.gz`
     CSV decompressed). pandas' and pyarrow's own errors pass through."""
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
     if file_format(name) == "parquet":
-        return pd.read_parquet(source)
+        return parquet_frame(data)
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
     return pd.read_csv(source, compression="gzip" if name.lower().endswith(".gz") else None)
+
+
+def parquet_frame(data: bytes | str | PathLike) -> pd.DataFrame:
+    """The DataFrame pd.read_parquet gives for one Parquet file (its bytes or a local path), attrs
+    included, read as one file: pandas' reader goes through pyarrow's dataset layer, whose import
+    and setup cost more than reading the bundled table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(pa.BufferReader(data) if isinstance(data, bytes) else data).read()
+    frame = table.to_pandas()
+    attrs = (table.schema.metadata or {}).get(PANDAS_ATTRS.encode())
+    if attrs:
+        frame.attrs = json.loads(attrs)
+    return frame
+
+
+def parquet_bytes(frame: pd.DataFrame, compression: str) -> bytes:
+    """What frame.to_parquet(compression=compression, index=False) writes, byte for byte, with
+    frame.attrs (the feature vocabulary) in the key-value metadata under pandas' key, so pandas
+    reads them back. The columns are converted one after the other: pandas would start a thread
+    pool per frame for it, whose threads cost more to start than they save at this table's size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    if frame.attrs:
+        table = table.replace_schema_metadata({**table.schema.metadata, PANDAS_ATTRS: json.dumps(frame.attrs)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression=compression)
+    return buffer.getvalue()

@@ -7,6 +7,7 @@ google-cloud-bigquery) is imported only when a bq:// source is used.
 
 import pandas as pd
 
+from census_assets.core.file_formats import parquet_frame
 from census_assets.sources.common import (
     BIGQUERY_SCHEME,
     BUNDLED_SOURCE,
@@ -26,7 +27,7 @@ def read_source(uri: str, credentials: str | None = None, bigquery=None) -> pd.D
     from census_assets.sources.files import read_file
 
     if uri == BUNDLED_SOURCE:
-        return pd.read_parquet(bundled_file(BUNDLED_TRAIN))
+        return parquet_frame(bundled_file(BUNDLED_TRAIN))
     if uri.startswith(BIGQUERY_SCHEME):
         _needs_client(bigquery, uri)
         from census_assets.sources.bigquery import read_bigquery_source

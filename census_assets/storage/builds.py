@@ -4,13 +4,12 @@ hold personal data: age, sex, race), the model and the record stay."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
 
+from census_assets.core.file_formats import parquet_bytes, parquet_frame
 from census_assets.core.rebuild import BuildRecord
-from census_assets.storage.codecs import parquet_bytes
 from census_assets.storage.errors import RegistryError
 from census_assets.storage.registry import Registry
 
@@ -42,7 +41,7 @@ def read_build(registry: Registry, version: str) -> tuple[BuildRecord, pd.DataFr
             f"version {version}'s training rows were removed (census-assets forget): it cannot be rebuilt"
         )
     record = BuildRecord.from_dict(registry.read_json(version, BUILD_RECORD))
-    return record, pd.read_parquet(io.BytesIO(registry.read_bytes(version, TRAINING_SNAPSHOT)))
+    return record, parquet_frame(registry.read_bytes(version, TRAINING_SNAPSHOT))
 
 
 def forget(registry: Registry, version: str) -> bool:

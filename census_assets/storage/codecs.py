@@ -3,7 +3,6 @@ LightGBM text plus its JSON dump, the vocabulary (JSON) and the importance chart
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import weakref
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from census_assets.core.features import Vocabulary
+from census_assets.core.file_formats import parquet_bytes, parquet_frame
 from census_assets.core.training import TrainedModel
 from census_assets.storage.errors import CorruptArtifactError
 from census_assets.storage.manifests import Reader, json_bytes, parse_json, verified_reader
@@ -36,22 +36,6 @@ class Codec:
     decode: Callable[[Reader, Callable[[str], str]], Any]
 
 
-def parquet_bytes(frame: pd.DataFrame, compression: str) -> bytes:
-    """What frame.to_parquet(compression=compression, index=False) writes, byte for byte, with
-    frame.attrs (the feature vocabulary) in the key-value metadata under pandas' key, so pandas
-    reads them back. The columns are converted one after the other: pandas would start a thread
-    pool per frame for it, whose threads cost more to start than they save at this table's size."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
-    if frame.attrs:
-        table = table.replace_schema_metadata({**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)})
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression=compression)
-    return buffer.getvalue()
-
-
 def _encode_frame(frame: pd.DataFrame) -> dict[str, bytes]:
     return {PARQUET: parquet_bytes(frame, "zstd")}
 
@@ -59,7 +43,7 @@ def _encode_frame(frame: pd.DataFrame) -> dict[str, bytes]:
 def _decode_frame(read: Reader, url: Callable[[str], str]) -> pd.DataFrame:
     data = read(PARQUET)
     try:
-        return pd.read_parquet(io.BytesIO(data))
+        return parquet_frame(data)
     except Exception as error:  # pyarrow raises several types for a damaged file
         raise CorruptArtifactError(f"{url(PARQUET)} is not a readable Parquet file ({error})") from None
 
