@@ -43,7 +43,9 @@ def test_images_naming_other_files_and_plain_links_are_left_as_they_are():
 
 
 def test_markdown_table_keeps_every_cell_and_escapes_what_would_break_a_row():
-    frame = pd.DataFrame({"group": ["a|b", "line\nbreak", None], "rows": [3, 10, 7], "rate": [0.25, float("nan"), 1e-05]})
+    frame = pd.DataFrame(
+        {"group": ["a|b", "line\nbreak", None], "rows": [3, 10, 7], "rate": [0.25, float("nan"), 1e-05]}
+    )
     lines = markdown_table(frame).value.splitlines()
     assert lines[:2] == ["| group | rows | rate |", "|:---|---:|---:|"]  # text left, numbers right
     assert lines[2:] == ["| a\\|b | 3 | 0.25 |", "| line break | 10 |  |", "|  | 7 | 1e-05 |"]
