@@ -31,16 +31,16 @@ def file_format(name: str) -> str:
 def read_table(data: bytes | str | PathLike, name: str) -> pd.DataFrame:
     """A file's rows, given its bytes or a local path, in the format its `name` says (a `.gz`
     CSV decompressed). pandas' and pyarrow's own errors pass through."""
-    if file_format(name) == "parquet":
-        return parquet_frame(data)
     source = io.BytesIO(data) if isinstance(data, bytes) else data
+    if file_format(name) == "parquet":
+        return pd.read_parquet(source)  # pandas' reader: a path may also be a folder of parts
     return pd.read_csv(source, compression="gzip" if name.lower().endswith(".gz") else None)
 
 
 def parquet_frame(data: bytes | str | PathLike) -> pd.DataFrame:
-    """The DataFrame pd.read_parquet gives for one Parquet file (its bytes or a local path), attrs
-    included, read as one file: pandas' reader goes through pyarrow's dataset layer, whose import
-    and setup cost more than reading the bundled table."""
+    """The DataFrame pd.read_parquet gives for one Parquet file the package wrote or ships (its
+    bytes or a local path), attrs included, read as one file: pandas' reader goes through pyarrow's
+    dataset layer, whose import and setup cost more than reading the bundled table."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from census_assets.core.features import VOCABULARY_ATTR
-from census_assets.core.file_formats import parquet_bytes, parquet_frame, read_table
+from census_assets.core.file_formats import parquet_bytes, parquet_frame
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_parquet_frame_is_the_frame_pandas_reads_from_bytes_or_a_path(frame, tmp
     path = tmp_path / "table.parquet"
     path.write_bytes(data)
     expected = pd.read_parquet(io.BytesIO(data))
-    for read in (parquet_frame(data), parquet_frame(path), read_table(data, "x.parquet")):
+    for read in (parquet_frame(data), parquet_frame(path)):
         pd.testing.assert_frame_equal(read, expected, check_exact=True)
         assert read.attrs == expected.attrs == frame.attrs
 
