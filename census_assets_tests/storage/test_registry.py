@@ -126,6 +126,24 @@ def test_publish_writes_model_extras_and_manifest_once(registry, models):
     assert written == []
 
 
+def test_a_model_loaded_from_storage_is_published_with_the_json_dump_it_was_stored_with(tmp_path, models):
+    """production_model publishes the lgbm_model it loaded: the registry writes the dump that was
+    read and verified with it, byte for byte, without LightGBM dumping the trees a second time."""
+    stored = Registry(open_store(str(tmp_path / "artifacts")))
+    first = publish(stored, models[0])
+    loaded = stored.load(first)
+
+    def dumped_again(*args, **kwargs):
+        raise AssertionError("the trees were dumped again")
+
+    loaded.booster.dump_model = dumped_again
+    registry = Registry(open_store(str(tmp_path / "registry")))
+    version = publish(registry, loaded)
+    assert version == first
+    assert registry.read_bytes(version, "model.json") == stored.read_bytes(first, "model.json")
+    assert json.loads(registry.read_bytes(version, "model.json")) == models[0].booster.dump_model()
+
+
 def test_promote_rollback_and_history(registry, models):
     assert registry.pointer() is None and registry.history() == []
     with pytest.raises(RegistryError, match="no production model"):
