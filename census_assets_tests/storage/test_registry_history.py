@@ -13,6 +13,8 @@ from census_assets.storage.objects import LocalObjectStore
 from census_assets.storage.registry import Registry
 from census_assets_tests.fixtures import RELEASE_797E3E6_STORAGE
 
+pytestmark = pytest.mark.ops  # `census-assets history` is an operator's tool (issue: operations)
+
 RELEASE_HISTORY = [
     ("promote", "c6074c565a7ed478"),
     ("promote", "fff3ddf502cafbe5"),
