@@ -56,10 +56,12 @@ def refuse_if_refitted(context: dg.AssetExecutionContext, *upstreams: str) -> No
     since the model was (a re-materialised raw_census may hold another split, a re-materialised
     clean_census other rows)."""
     keys = [dg.AssetKey(name) for name in (*upstreams, "lgbm_model")]
-    latest = context.instance.get_latest_materialization_events(keys)  # one query for all
-    model = latest[keys[-1]]
+    # One query for all; an asset never materialised on this instance is absent from the answer.
+    latest = context.instance.get_latest_materialization_events(keys)
+    model = latest.get(keys[-1])
     for key in keys[:-1]:
-        if model and latest[key] and latest[key].timestamp > model.timestamp:
+        upstream = latest.get(key)
+        if model and upstream and upstream.timestamp > model.timestamp:
             raise refuse(
                 f"{key.to_user_string()} was materialised after lgbm_model, so it is not the data the model "
                 "was trained on: materialise lgbm_model (and holdout_metrics) again before promoting"
