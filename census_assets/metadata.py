@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
+from census_assets.core.model_card import card_charts, render_markdown
+
 PREVIEW_ROWS = 10
 
 
@@ -58,6 +60,11 @@ def markdown_with_pngs(markdown: str, pngs: Mapping[str, bytes]) -> dg.MetadataV
     for name, png in pngs.items():
         markdown = markdown.replace(f"]({name})", f"]({png_data_uri(png)})")
     return dg.MetadataValue.md(markdown)
+
+
+def model_card_value(card: Mapping) -> dg.MetadataValue:
+    """A model card as the UI shows it: its Markdown with the reliability diagrams it names embedded."""
+    return markdown_with_pngs(render_markdown(card), card_charts(card))
 
 
 def frame_metadata(frame: pd.DataFrame) -> dict:

@@ -13,10 +13,10 @@ from census_assets.core.comparison import SameRowsEvaluation
 from census_assets.core.explanations import importance_chart_png
 from census_assets.core.fairness import GROUP_TOLERANCE, MIN_GROUP_ROWS
 from census_assets.core.fingerprints import content_fingerprint
-from census_assets.core.model_card import card_charts, pipeline_card, render_markdown
+from census_assets.core.model_card import card_charts, pipeline_card
 from census_assets.core.promotion import model_version
 from census_assets.core.training import TrainedModel
-from census_assets.metadata import markdown_table, markdown_with_pngs, png_markdown
+from census_assets.metadata import markdown_table, model_card_value, png_markdown
 from census_assets.storage.manifests import utc_now
 
 RATE_COLUMNS = ("accuracy", "true_positive_rate", "false_positive_rate", "selection_rate")
@@ -95,7 +95,7 @@ def audit_metadata(audit: dict, card: dict) -> dict:
             importance_chart_png(pd.DataFrame(audit["importance"]), title="holdout_metrics: mean |contribution|"),
             "importance by mean absolute contribution",
         ),
-        "model_card": markdown_with_pngs(render_markdown(card), charts),
+        "model_card": model_card_value(card),
     }
     for column, values in between.items():
         metadata[f"demographic_parity_difference {column}"] = values["demographic_parity_difference"]

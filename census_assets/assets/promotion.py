@@ -11,13 +11,13 @@ from census_assets.core.promotion import PromotionDecision, decide_from_evaluati
 from census_assets.core.rebuild import record_build
 from census_assets.core.training import TrainedModel
 from census_assets.failures import refuse, refusing_permanent_errors
-from census_assets.metadata import markdown_table, markdown_with_pngs
+from census_assets.metadata import markdown_table, model_card_value
 from census_assets.resources.audit import AuditSettings
 from census_assets.resources.lifecycle import LifecycleSettings
 from census_assets.resources.training import TrainingSettings
 from census_assets.sources.common import BUNDLED_SOURCE
 from census_assets.storage.builds import build_files
-from census_assets.storage.cards import CARD_MARKDOWN, promotion_card_files
+from census_assets.storage.cards import CARD_JSON, promotion_card_files
 from census_assets.storage.registry import POINTER, Registry
 
 
@@ -125,9 +125,8 @@ def production_model(
                 "already_in_production": unchanged,
                 "decision": decision.message,
                 "evidence": dg.MetadataValue.json(evidence),
-                "model_card": markdown_with_pngs(
-                    card[CARD_MARKDOWN].decode(), {name: data for name, data in card.items() if name.endswith(".png")}
-                ),
+                # The card as published (the diagrams are the ones card_files drew for it).
+                "model_card": model_card_value(card[CARD_JSON]),
                 **metrics,
             }
         )
