@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import time
-import uuid
 
 import pandas as pd
 import pytest
@@ -26,7 +25,7 @@ from census_assets.storage.commits import (
 )
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
 from census_assets.storage.leases import LEASE_SECONDS, LeaseHolder, LeaseRecord, read_lease, record_name, renew
-from census_assets.storage.objects import FAULTS, LocalObjectStore, ObjectStore, open_store
+from census_assets.storage.objects import FAULTS, LocalObjectStore
 from census_assets_tests.tiny_models import TINY_VOCABULARY, WIDER_VOCABULARY, tiny_model
 
 FRAME = codec_for(pd.DataFrame)
@@ -207,21 +206,6 @@ def test_the_lease_holder_takes_the_lease_first_and_lets_it_run_out_rather_than_
     assert holder.held() == {"other run"}  # only its own run
     assert read_lease(store, "r") == lease and lease.is_live(time.time())  # not ended early
     assert not lease.is_live(lease.expires)
-
-
-@pytest.fixture(scope="module")
-def gcs_bucket(gcs_emulator) -> str:
-    from google.cloud import storage
-
-    return storage.Client().create_bucket(f"leases-{uuid.uuid4().hex[:8]}").name
-
-
-# Both backends: a local directory and gs:// on fake-gcs-server (a process: those cases are slow).
-@pytest.fixture(params=["local", pytest.param("gcs", marks=[pytest.mark.slow, pytest.mark.gcp])])
-def any_store(request, tmp_path) -> ObjectStore:
-    if request.param == "local":
-        return open_store(str(tmp_path))
-    return open_store(f"gs://{request.getfixturevalue('gcs_bucket')}/{tmp_path.name}", retry_deadline=10)
 
 
 def lease_bytes(run_id: str, expires: float, committed: list[str]) -> bytes:

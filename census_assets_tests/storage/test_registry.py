@@ -5,7 +5,6 @@ against. The champion/challenger decision itself is tested in test_core_comparis
 import ctypes
 import json
 import threading
-import uuid
 from contextlib import contextmanager
 
 import lightgbm as lgb
@@ -29,21 +28,10 @@ def models() -> tuple[TrainedModel, TrainedModel, TrainedModel]:
     return tiny_model(1), tiny_model(2), tiny_model(3)
 
 
-@pytest.fixture(scope="module")
-def gcs_bucket(gcs_emulator) -> str:
-    from google.cloud import storage
-
-    return storage.Client().create_bucket(f"registry-{uuid.uuid4().hex[:8]}").name
-
-
-# Both backends: a local directory (flock) and gs:// on fake-gcs-server (generation preconditions;
-# the emulator is a process, so those cases are slow).
-@pytest.fixture(params=["local", pytest.param("gcs", marks=[pytest.mark.slow, pytest.mark.gcp])])
-def registry(request, tmp_path) -> Registry:
-    if request.param == "local":
-        return Registry(open_store(str(tmp_path)))
-    bucket = request.getfixturevalue("gcs_bucket")
-    return Registry(open_store(f"gs://{bucket}/{tmp_path.name}", retry_deadline=10))
+@pytest.fixture
+def registry(any_store) -> Registry:
+    """A registry on each backend (census_assets_tests/storage/conftest.py)."""
+    return Registry(any_store)
 
 
 def publish(registry: Registry, model: TrainedModel) -> str:
