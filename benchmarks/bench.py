@@ -86,6 +86,11 @@ def import_seconds(module: str, repeats: int = 3) -> float:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_average() -> list[float]:
+    """The machine's load average (1, 5, 15 minutes), as the reports print it."""
+    return [round(load, 2) for load in os.getloadavg()]
+
+
 def compile_bytecode() -> None:
     """Compile the project's and the floor's modules, so both code locations start from bytecode as
     an installed package does (pip compiles a wheel's modules when it installs them). Otherwise, in
@@ -184,7 +189,7 @@ def whole_run(raw_source: str, frame: pd.DataFrame, repeats: int) -> dict:
     from census_assets.assets.evaluation import read_holdout
 
     compile_bytecode()
-    load_at_start = os.getloadavg()
+    load_at_start = load_average()
     holdout = clean(read_holdout())
     with tempfile.TemporaryDirectory() as work:
         shape = Path(work, "shape.json")
@@ -220,8 +225,8 @@ def whole_run(raw_source: str, frame: pd.DataFrame, repeats: int) -> dict:
         "floor_run": sorted(runs["floor"], key=lambda run: run["wall_seconds"])[repeats // 2],
         # The machine's load average (1, 5, 15 minutes) when the runs began and ended: the other
         # jobs on it slow the floor and the fits more than the training run.
-        "load_average_at_start": [round(load, 2) for load in load_at_start],
-        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "load_average_at_start": load_at_start,
+        "load_average": load_average(),
     }
 
 
@@ -401,7 +406,7 @@ def training_run_only(scale: int) -> dict:
         replicate(pd.read_parquet(bundled_file(BUNDLED_TRAIN)), scale).to_parquet(source, index=False)
         env = {"CENSUS_SOURCE": source, "CENSUS_STORAGE_URL": os.path.join(work, "storage")}
         run = materialize("census_assets", env)
-    return {"scale": scale, "training": run, "load_average": os.getloadavg()}
+    return {"scale": scale, "training": run, "load_average": load_average()}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -19,7 +19,7 @@ from functools import partial
 
 import pandas as pd
 
-from benchmarks.bench import _timed
+from benchmarks.bench import _timed, load_average
 from census_assets.core.cleaning import clean
 from census_assets.core.features import Vocabulary, encode, split_target
 from census_assets.core.training import TrainedModel, compact_split, fit_final
@@ -38,7 +38,7 @@ def evaluation_report(repeats: int) -> dict:
     from census_assets.core.comparison import evaluate_on_rows
     from census_assets.core.explanations import explain, importance_rows
 
-    load_before = os.getloadavg()
+    load_before = load_average()
     cleaned = clean(pd.read_parquet(bundled_file(BUNDLED_TRAIN)))
     vocabulary = Vocabulary.load(bundled_file(BUNDLED_VOCABULARY))
     challenger = fitted(cleaned, vocabulary)
@@ -75,8 +75,8 @@ def evaluation_report(repeats: int) -> dict:
         "median_wall_seconds": {name: median(name, "wall_seconds") for name in runs},
         "median_cpu_seconds": {name: median(name, "cpu_seconds") for name in runs},
         "load_average": {
-            "before": [round(load, 2) for load in load_before],
-            "after": [round(load, 2) for load in os.getloadavg()],
+            "before": load_before,
+            "after": load_average(),
         },
     }
 

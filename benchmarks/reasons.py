@@ -7,13 +7,12 @@ replicated N times, without reasons and with the config `explain` K. Prints one 
 
 import argparse
 import json
-import os
 import tempfile
 from functools import partial
 
 import pandas as pd
 
-from benchmarks.bench import _publish_bundled_model, _timed
+from benchmarks.bench import _publish_bundled_model, _timed, load_average
 from census_assets.assets.batches import ScoreBatchConfig, score_batch
 from census_assets.core.scaling import replicate
 from census_assets.sources.common import BUNDLED_HOLDOUT, bundled_file
@@ -36,7 +35,7 @@ def scoring_seconds(batch: pd.DataFrame, registry, threads: int, explain: int, r
 
 
 def reasons_report(scales: list[int], explain: int, threads: int, repeats: int) -> dict:
-    load_before = os.getloadavg()
+    load_before = load_average()
     holdout = pd.read_parquet(bundled_file(BUNDLED_HOLDOUT)).drop(columns="marital_status")
     report: dict = {"explain": explain, "lightgbm_threads": threads, "repeats": repeats}
     with tempfile.TemporaryDirectory() as storage:
@@ -53,8 +52,8 @@ def reasons_report(scales: list[int], explain: int, threads: int, repeats: int) 
                 "call_cpu_with_over_without": round(explained["call_cpu_seconds"] / plain["call_cpu_seconds"], 2),
             }
     report["load_average"] = {
-        "before": [round(load, 2) for load in load_before],
-        "after": [round(load, 2) for load in os.getloadavg()],
+        "before": load_before,
+        "after": load_average(),
     }
     return report
 
