@@ -25,7 +25,7 @@ from typing import Any
 from census_assets.core.names import is_safe_name
 from census_assets.storage.codecs import Codec, load
 from census_assets.storage.errors import CorruptArtifactError, MissingArtifactError, StorageError
-from census_assets.storage.leases import LEASES, read_lease, read_leases, record_commit
+from census_assets.storage.leases import LEASES, read_lease, read_leases, record_commit, run_of_record
 from census_assets.storage.manifests import (
     MANIFEST_SUFFIX,
     digests,
@@ -35,7 +35,7 @@ from census_assets.storage.manifests import (
     utc_now,
     write_files,
 )
-from census_assets.storage.objects import LOCKS, TEMP_SUFFIX, ObjectStore
+from census_assets.storage.objects import LOCKS, TEMP_SUFFIX, ObjectStore, locked_object
 
 RUNS = "runs"
 POINTERS = "pointers"
@@ -264,9 +264,9 @@ def prune(store: ObjectStore, keep: int, grace_seconds: float, now: float | None
             store.delete(info.name)
             deleted.append(info.name)
     for info in store.list(LOCKS):
-        lock = info.name.removeprefix(f"{LOCKS}/")
-        if lock.startswith(f"{LEASES}__"):
-            lease = leases.get(lock.removeprefix(f"{LEASES}__").removesuffix(".json.lock"))
+        locked = locked_object(info.name.removeprefix(f"{LOCKS}/"))
+        if locked.startswith(f"{LEASES}/"):
+            lease = leases.get(run_of_record(locked))
             if lease is None or not lease.is_live(now):
                 store.delete(info.name)
                 deleted.append(info.name)

@@ -27,6 +27,18 @@ from census_assets.storage.errors import MissingArtifactError, StorageError, cla
 
 TEMP_SUFFIX = ".tmp"
 LOCKS = ".locks"
+
+
+def lock_name(name: str) -> str:
+    """The file under LOCKS that a local store's flock of object `name` uses."""
+    return name.replace("/", "__") + ".lock"
+
+
+def locked_object(lock: str) -> str:
+    """The object name whose lock file (lock_name's) this is."""
+    return lock.removesuffix(".lock").replace("__", "/")
+
+
 # Retrying a compare-and-swap that lost a race: each attempt re-reads the current value.
 SWAP_ATTEMPTS = 20
 
@@ -318,7 +330,7 @@ class LocalObjectStore(ObjectStore):
     @contextmanager
     def _lock(self, name: str) -> Iterator[None]:
         """An exclusive flock for `name`: released by the kernel if the holder is killed."""
-        lock = self.path(LOCKS) / (name.replace("/", "__") + ".lock")
+        lock = self.path(LOCKS) / lock_name(name)
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
             handle = open(lock, "a+b")  # noqa: SIM115 - held for the block
